@@ -1,0 +1,5 @@
+"""``python -m warpd`` is the same as the ``warpd`` command."""
+
+from warpd.cli import main
+
+raise SystemExit(main())
