@@ -96,7 +96,8 @@ def _check_tesseract(cfg: Config) -> list[Check]:
     if not engine.available():
         return [Check("tesseract", MISSING, info.get("error") or "not found", _tesseract_fix())]
     checks = [Check("tesseract", OK, f"{info.get('backend')} {info.get('version')} ({info.get('tessdata')})")]
-    have = set(info.get("languages") or [])
+    tessdata = Path(info.get("tessdata") or "")
+    have = {p.name.removesuffix(".traineddata") for p in tessdata.glob("*.traineddata")} if tessdata.is_dir() else set()
     for lang in cfg.ocr.languages.split("+"):
         if lang in have:
             checks.append(Check(f"tesseract language {lang}", OK, "installed"))
