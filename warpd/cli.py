@@ -16,7 +16,8 @@ from importlib import import_module
 from typing import Sequence
 
 from warpd import __version__
-from warpd.config import Config, ConfigError, load_config
+from warpd.config import ConfigError, load_config
+from warpd.paths import data_paths, install_id
 
 # Modules that contribute verbs, in the order ``--help`` lists them.
 VERB_MODULES: tuple[str, ...] = (
@@ -26,6 +27,8 @@ VERB_MODULES: tuple[str, ...] = (
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# Verbs that only look: they never create the data folder or the install id.
+READ_ONLY_VERBS = frozenset({"doctor", "config"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "command", None) != "doctor":
             return EXIT_USAGE
         cfg = None
+    if cfg is not None and args.command not in READ_ONLY_VERBS:
+        install_id(data_paths(cfg))  # the anonymous id exists from the first real run on
     try:
         return int(args.func(args, cfg) or EXIT_OK)
     except BrokenPipeError:  # output piped into head/less that closed early: not an error
