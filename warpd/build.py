@@ -40,8 +40,9 @@ from typing import Any, Iterable, Mapping
 
 from warpd.catalog import RARITIES, Catalog, Ship
 from warpd.slots import (
-    CONSOLE_TYPES,
+    GROUND_EQUIPMENT,
     SLOT_GROUPS,
+    SPACE_EQUIPMENT,
     TIERS,
     UnknownSlotError,
     normalize_slot,
@@ -81,28 +82,18 @@ READING_STATES = frozenset({"item", "empty", "locked"})
 # merges, sets-build-format.md §5 and §9). Stricter than warpd.slots where SETS is stricter: an
 # Experimental Weapon is not in SETS's fore_weapons, "Kit Modules"/"Ground Armor"/"Sniper Rifle"
 # rows are in no SETS category at all.
+# Game item types SETS has no place for in the category a slot fills: an Experimental Weapon can sit
+# in a fore slot in the game but is not in SETS's fore_weapons; the odd wiki rows "Kit Modules",
+# "Ground Armor" and "Sniper Rifle" are in no SETS category at all.
+SETS_EXCLUDED_TYPES: dict[str, frozenset[str]] = {
+    "fore_weapons": frozenset({"Experimental Weapon"}),
+    "kit_modules": frozenset({"Kit Modules"}),
+    "armor": frozenset({"Ground Armor"}),
+    "weapons": frozenset({"Sniper Rifle"}),
+}
 SETS_CATEGORY_TYPES: dict[str, frozenset[str]] = {
-    "fore_weapons": frozenset({"Ship Fore Weapon", "Ship Weapon"}),
-    "aft_weapons": frozenset({"Ship Aft Weapon", "Ship Weapon"}),
-    "experimental": frozenset({"Experimental Weapon"}),
-    "devices": frozenset({"Ship Device"}),
-    "hangars": frozenset({"Hangar Bay"}),
-    "deflector": frozenset({"Ship Deflector Dish"}),
-    "engines": frozenset({"Impulse Engine"}),
-    "core": frozenset({"Warp Engine", "Singularity Engine"}),
-    "shield": frozenset({"Ship Shields"}),
-    "sec_def": frozenset({"Ship Secondary Deflector"}),
-    "uni_consoles": CONSOLE_TYPES,
-    "eng_consoles": frozenset({"Ship Engineering Console", "Universal Console"}),
-    "sci_consoles": frozenset({"Ship Science Console", "Universal Console"}),
-    "tac_consoles": frozenset({"Ship Tactical Console", "Universal Console"}),
-    "kit": frozenset({"Kit"}),
-    "armor": frozenset({"Body Armor"}),
-    "ev_suit": frozenset({"EV Suit"}),
-    "personal_shield": frozenset({"Personal Shield"}),
-    "weapons": frozenset({"Ground Weapon"}),
-    "kit_modules": frozenset({"Kit Module"}),
-    "ground_devices": frozenset({"Ground Device"}),
+    g.build_key: g.item_types - SETS_EXCLUDED_TYPES.get(g.build_key, frozenset())
+    for g in SPACE_EQUIPMENT + GROUND_EQUIPMENT if g.build_key
 }
 
 _DEFAULT_SPACE_SPECS = [["Tactical", "Temporal"], ["Tactical", "Pilot"], ["Tactical", "Miracle Worker"],
