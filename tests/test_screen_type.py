@@ -1,0 +1,77 @@
+"""Stage 3 (warpd.screen_type): keyword facts of sto-domain.md, the shared tensor, rendered screens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from warpd.layout import Layout, find_layout
+from warpd.screen_type import classify, keyword_type, screen_tensor
+from warpd.slots import ScreenType
+
+
+@pytest.mark.parametrize("texts,expected", [
+    (["Personal Space Traits"], ScreenType.TRAITS),
+    (["Starship Traits", "Space Reputation"], ScreenType.TRAITS),
+    (["Space Stations"], ScreenType.BOFFS),
+    (["Standard Away Team"], ScreenType.BOFFS),
+    (["Bridge Officer"], ScreenType.BOFFS),
+    (["Primary Specialization"], ScreenType.SPECIALIZATIONS),
+    (["Kit Modules", "Body Armor"], ScreenType.GROUND_EQ),
+    (["Fore Weapons", "Deflector", "Warp Core"], ScreenType.SPACE_EQ),
+    (["Raumstationen"], ScreenType.BOFFS),
+    (["Fore Weapons", "Deflector", "Starship Traits"], ScreenType.SPACE_MIXED),
+])
+def test_keyword_facts(texts, expected) -> None:
+    assert keyword_type(texts) == expected
+
+
+def test_keyword_nothing() -> None:
+    assert keyword_type(["lorem ipsum dolor"]) is None
+    assert keyword_type(["Deflector"]) is None  # one label is not enough
+
+
+def test_no_slots_is_unknown() -> None:
+    empty = Layout([], None, 0.0, {})
+    st, conf, ev = classify(np.zeros((10, 10, 3), np.uint8), empty, ["Fore Weapons", "Deflector"])
+    assert st == ScreenType.UNKNOWN and 0 <= conf <= 1
+
+
+def test_screen_tensor_shape_and_letterbox() -> None:
+    x = screen_tensor(np.zeros((1080, 2560, 3), np.uint8))
+    assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
+    assert np.allclose(screen_tensor(np.zeros((50, 50, 3), np.uint8)), screen_tensor(np.zeros((90, 90, 3), np.uint8)))
+
+
+class _FakeSession:
+    def __init__(self, k: int):
+        self.k = k
+
+    def get_inputs(self):
+        return [type("I", (), {"name": "x"})()]
+
+    def run(self, _out, feeds):
+        assert feeds["x"].shape == (1, 3, 224, 224)
+        z = np.zeros((1, 8), np.float32)
+        z[0, self.k] = 10
+        return [z]
+
+
+def test_model_cross_check(catalog) -> None:
+    from warpd.synth.screens import RenderOptions, render_screen
+
+    img, _t = render_screen("SPACE_EQ", 3, catalog, RenderOptions())
+    rgb = np.asarray(img)
+    layout = find_layout(rgb)
+    base = classify(rgb, layout)
+    from warpd.slots import SCREEN_TYPES
+
+    k = SCREEN_TYPES.index(base[0].value)
+    agree = classify(rgb, layout, onnx_session=_FakeSession(k))
+    disagree = classify(rgb, layout, onnx_session=_FakeSession((k + 1) % len(SCREEN_TYPES)))
+    assert agree[0] == disagree[0] == base[0]
+    assert agree[1] >= base[1] > disagree[1]
+
+
+# Screen-type accuracy on rendered screens (target >= 0.995) lives in bench/layout.py (--strict)
+# while recognition is below it.

@@ -1,0 +1,1195 @@
+"""Recognition stage 2: find the slot cells, rows and panels of a screenshot, from the image alone.
+
+No panel sits at a fixed place and no resolution or UI scale is assumed (sto-domain.md, "Geometry"):
+everything is measured from the pixels.
+
+1. **Foreground.** On a copy no taller than :data:`WORK_MAX_HEIGHT` (cell gaps stay >= 2 px), each
+   pixel is compared with the darkest colour of its neighbourhood (a min-pool, so the dark panel
+   background between cells is the reference, not the icons). Icons, rarity frames, empty slots'
+   frames and greyed locked slots all stand out; the panel's smooth background does not.
+2. **Cells.** Connected components of that mask, with runs of touching cells split at the columns
+   where the mask thins out, kept when their aspect fits a slot (w/h 0.5..0.97) and their size is
+   plausible for a UI element.
+3. **Rows and panels.** Cells of equal height on one line with a regular pitch form a row segment;
+   segments stacked at a regular vertical pitch with a common right edge are an equipment panel
+   (icons are right-justified), left-aligned stacks of <= 5 are traits, seats with a coloured
+   marker bar are boffs, 3-wide trees are specialisations. Rows longer than any slot group
+   (inventory grids, the combat tray) are refused. Cells a cursor hides are put back from the
+   row's pitch, only between visible cells.
+4. **State.** A colour check before any matching: dark, flat interior -> ``empty``; grey, flat,
+   unsaturated -> ``locked``; else ``item``.
+5. **Names.** Equipment rows are aligned to the canonical visual order with a DP over subsequences
+   (max counts per row); OCR of the label left of each row (one stacked crop, English and German)
+   is the DP's evidence. Trait grids are named by the header above them, boff seats by their
+   marker colour. The ship text band above the first space row is OCR'd for type and tier; the
+   ship name's box is reported, its text never read.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import cv2
+import numpy as np
+from rapidfuzz import fuzz
+
+from warpd.slots import GROUND_EQUIPMENT, SPACE_EQUIPMENT, TRAITS, SlotGroup
+
+# ---------------------------------------------------------------- tunable thresholds
+# Working copy height: at 1080 the thinnest cell gap the game draws (UI scale 0.8) is still >= 2 px.
+WORK_MAX_HEIGHT = 1080
+# Neighbourhood (work pixels) whose darkest colour is the local background reference.
+BG_WINDOW_PX = 88
+# Pooling step of the background estimate (work pixels); smaller keeps panel edges sharper.
+BG_POOL_PX = 4
+# A bright pixel must also rise this much above the local median level (0..255).
+MEDIAN_MARGIN = 8
+# A pixel brighter than the local background by this much (any channel, 0..255) is foreground.
+FG_THRESHOLD = 24
+# Cell size limits as fractions of the working image height.
+MIN_CELL_H_FRAC = 0.022
+MAX_CELL_H_FRAC = 0.17
+MIN_CELL_H_PX = 14
+# Width / height of a slot cell: equipment ~0.75, traits 0.55..0.95, boff abilities ~0.75.
+MIN_ASPECT, MAX_ASPECT = 0.5, 0.97
+# A slot row holds at most this many cells (Kit Modules 7); longer runs are inventory grids / trays.
+MAX_ROW_CELLS = 7
+# Cells of one row: heights within this ratio, centres within this fraction of the height.
+ROW_H_TOL = 0.12
+ROW_Y_TOL = 0.2
+# Neighbouring cells of one row are at most this many cell widths apart (edge to edge).
+MAX_CELL_GAP_W = 0.6
+# Pitch regularity: a step more than this off the row's pitch breaks the row.
+PITCH_TOL = 0.15
+# a step of two pitches means one hidden cell only when it is exactly two (boff seats are ~1.85 apart)
+HIDDEN_CELL_TOL = 0.08
+# Equipment rows: right edges of one panel within this fraction of the cell width.
+ALIGN_TOL_W = 0.3
+# Rows of one panel are at most this many row heights apart (top to top).
+MAX_ROW_STEP_H = 2.6
+# State check (interior statistics on 0..255 grey / saturation).
+EMPTY_MAX_MEAN = 45.0
+FLAT_MAX_STD = 8.0
+LOCKED_MAX_SAT = 22.0
+LOCKED_MAX_STD = 30.0
+# Boff marker bar: saturated or bright strip left of a seat's first cell.
+MARKER_MIN_SAT = 45
+# boff ability cells: h / w (other slots are ~1.17)
+BOFF_MIN_HW = 1.24
+BOFF_MAX_HW = 1.55
+# specialisation tree nodes stand apart (gap / cell width); slot grids nearly touch
+SPEC_MIN_GAP_W = 0.25
+SPEC_MAX_GAP_W = 0.8  # wider: a row of slots with a cell missing
+MARKER_MIN_VAL = 70
+MARKER_MIN_FRACTION = 0.45
+# Label / header matching (rapidfuzz ratio 0..100).
+LABEL_MIN_SCORE = 60.0
+# rows named from counts alone with at least this confidence skip label OCR; the top rows are always read
+OCR_SKIP_CONF = 0.9
+OCR_TOP_ROWS = 2
+# OCR whitelist for labels and headers (letters of English and German, space, hyphen, slash).
+LABEL_WHITELIST = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyzÄÖÜäöüß -/")
+
+UI_TRANSLATIONS = Path(__file__).resolve().parent / "data" / "catalog" / "ui_translations.csv"
+
+TRAIT_HEADERS = {g.name for g in TRAITS}
+SPEC_HEADERS = ("Primary Specialization", "Secondary Specialization")
+BOFF_HEADERS = ("Space Stations", "Standard Away Team", "Bridge Officer")
+# Boff seat marker colours measured on real screens (OpenCV HSV, H 0..179), sto-domain.md.
+MARKER_PROFESSIONS: dict[str, tuple[int, int, int]] = {
+    "Tactical": (0, 192, 106), "Engineering": (23, 155, 187), "Science": (108, 180, 150),
+    "Universal": (26, 70, 213),
+}
+
+
+# ---------------------------------------------------------------- results
+@dataclass
+class Cell:
+    """One slot cell in original-image pixels; ``index`` counts from 0 left to right."""
+
+    bbox: tuple[int, int, int, int]
+    state: str = "item"  # "item" | "empty" | "locked"
+    index: int = 0
+    inferred: bool = False  # put back from the row's pitch (hidden by a cursor or tooltip)
+
+
+@dataclass
+class Row:
+    """One row of cells and its canonical slot name (``None`` when it cannot be named)."""
+
+    slot: str | None
+    name_confidence: float
+    cells: list[Cell]
+    label_text: str = ""
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        return _union([c.bbox for c in self.cells])
+
+
+@dataclass
+class Panel:
+    """A group of rows: ``kind`` equipment | traits | boffs | specs; ``environment`` space | ground | None."""
+
+    kind: str
+    environment: str | None
+    rows: list[Row]
+    header: str = ""
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        return _union([r.bbox for r in self.rows])
+
+
+@dataclass
+class ShipTextRegion:
+    """The SPACE_EQ ship band: the name's box (never read) and the raw type/tier lines for parse_type_tier."""
+
+    name_bbox: tuple[int, int, int, int] | None
+    type_bbox: tuple[int, int, int, int] | None
+    lines: list[str] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Layout:
+    """Everything stage 2 found; ``scale`` is the median row pitch / image height."""
+
+    panels: list[Panel]
+    ship_text: ShipTextRegion | None
+    scale: float
+    timings: dict[str, float]
+    texts: list[str] = field(default_factory=list)  # every label / header read, for the screen classifier
+
+    @property
+    def cells(self) -> list[Cell]:
+        return [c for p in self.panels for r in p.rows for c in r.cells]
+
+
+# ---------------------------------------------------------------- small helpers
+def _union(boxes: Sequence[Sequence[int]]) -> tuple[int, int, int, int]:
+    if not boxes:
+        return (0, 0, 0, 0)
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+
+
+def fold_text(text: str) -> str:
+    """Lower case, umlauts folded, only letters and single spaces: what label matching compares."""
+    text = text.replace("ß", "ss")
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = re.sub(r"[^a-z]+", " ", text)
+    return " ".join(text.split())
+
+
+# ---------------------------------------------------------------- vocabulary
+_CSV_CANONICAL = {"sec-def": "Secondary Deflector", "engines": "Impulse Engines", "impulse": "Impulse Engines",
+                  "experimental": "Experimental Weapon", "singularity core": "Warp Core",
+                  "singularity": "Warp Core", "shield": "Shields", "hangar": "Hangars"}
+
+
+def _canonical_label(name: str) -> str | None:
+    from warpd.slots import UnknownSlotError, normalize_slot
+
+    low = name.strip().lower()
+    if low in _CSV_CANONICAL:
+        return _CSV_CANONICAL[low]
+    try:
+        return normalize_slot(name)
+    except UnknownSlotError:
+        for h in (*TRAIT_HEADERS, *SPEC_HEADERS, *BOFF_HEADERS):
+            if h.lower() == low:
+                return h
+        return None
+
+
+@lru_cache(maxsize=1)
+def label_vocabulary() -> dict[str, tuple[str, ...]]:
+    """Canonical name -> folded spellings (English label lines, aliases, German from ui_translations.csv)."""
+    vocab: dict[str, set[str]] = {}
+
+    def add(name: str | None, text: str) -> None:
+        if name and fold_text(text):
+            vocab.setdefault(name, set()).add(fold_text(text))
+
+    for g in SPACE_EQUIPMENT + GROUND_EQUIPMENT:
+        add(g.name, g.name)
+        add(g.name, " ".join(g.label_lines))
+    for alias, name in (("Shield", "Shields"), ("Hangar", "Hangars"), ("Impulse", "Impulse Engines"),
+                        ("Engines", "Impulse Engines"), ("Experimental", "Experimental Weapon"),
+                        ("Singularity Core", "Warp Core"), ("Weapon", "Weapons")):
+        add(name, alias)
+    for name in (*TRAIT_HEADERS, *SPEC_HEADERS, *BOFF_HEADERS):
+        add(name, name)
+    for name, variants in (("Space Reputation", ("Space Reputation Traits",)),
+                           ("Active Space Rep", ("Active Space Reputation",)),
+                           ("Ground Reputation", ("Ground Reputation Traits",)),
+                           ("Active Ground Rep", ("Active Ground Reputation",))):
+        for v in variants:
+            add(name, v)
+    try:
+        with UI_TRANSLATIONS.open(encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(line for line in fh if not line.lstrip().startswith("#"))]
+    except OSError:
+        rows = []
+    for r in rows[1:]:
+        if len(r) >= 4 and r[0] in ("space_slot", "ground_slot", "screen_header"):
+            add(_canonical_label(r[1]), r[3])
+    return {k: tuple(sorted(v)) for k, v in vocab.items()}
+
+
+def match_label(text: str, candidates: Iterable[str] | None = None) -> tuple[str | None, float]:
+    """Best canonical name for an OCR'd label or header and a 0..1 score (two-line labels joined).
+
+    Compares with and without spaces, so "Wissenschafts konsolen" and "Fore\\nWeapons" both match.
+    """
+    folded = fold_text(text)
+    if not folded:
+        return None, 0.0
+    vocab = label_vocabulary()
+    names = list(candidates) if candidates is not None else list(vocab)
+    best, best_score = None, 0.0
+    squeezed = folded.replace(" ", "")
+    for name in names:
+        for variant in vocab.get(name, (fold_text(name),)):
+            score = max(fuzz.ratio(folded, variant), fuzz.ratio(squeezed, variant.replace(" ", "")))
+            if score > best_score:
+                best, best_score = name, score
+    if best_score < LABEL_MIN_SCORE:
+        return None, best_score / 100.0
+    return best, best_score / 100.0
+
+
+# ---------------------------------------------------------------- row-order alignment
+def align_rows(counts: Sequence[int], groups: Sequence[SlotGroup],
+               scores: Sequence[Sequence[float]] | None = None,
+               optional: Iterable[str] = ()) -> tuple[list[str | None], list[float], float]:
+    """Name rows (top to bottom) by aligning them to the canonical order: a DP over subsequences.
+
+    Row ``i`` may take group ``k`` only if ``counts[i] <= max_count`` and groups are used in
+    increasing order. ``scores[i][k]`` (0..1, from label OCR; 0.5 = no evidence) rewards a naming;
+    skipping a group costs a little, less for ``optional`` groups (rows a ship may lack). Returns
+    names, per-row confidence (softmax margin of the max-marginals) and the best total.
+    """
+    n, K = len(counts), len(groups)
+    if n == 0:
+        return [], [], 0.0
+    opt = set(optional)
+    skip = [0.05 if g.name in opt else 0.35 for g in groups]
+    NEG = -1e9
+
+    def emit(i: int, k: int) -> float:
+        if counts[i] > groups[k].max_count:
+            return NEG
+        s = scores[i][k] if scores is not None else 0.5
+        return 2.0 * (s - 0.5)
+
+    # forward: f[i][k] best score of rows 0..i with row i -> group k (groups before k skipped as needed)
+    cum_skip = np.concatenate([[0.0], np.cumsum(skip)])
+    f = np.full((n, K), NEG)
+    back = np.full((n, K), -1, dtype=int)
+    for k in range(K):
+        f[0][k] = emit(0, k) - cum_skip[k]
+    for i in range(1, n):
+        for k in range(i, K):
+            e = emit(i, k)
+            if e <= NEG / 2:
+                continue
+            prev = [f[i - 1][j] - (cum_skip[k] - cum_skip[j + 1]) for j in range(k)]
+            j = int(np.argmax(prev))
+            f[i][k] = prev[j] + e
+            back[i][k] = j
+    # backward: b[i][k] best score of rows i+1.. given row i -> k (including trailing skips)
+    b = np.full((n, K), NEG)
+    for k in range(K):
+        b[n - 1][k] = -(cum_skip[K] - cum_skip[k + 1])
+    for i in range(n - 2, -1, -1):
+        for k in range(K):
+            cand = [f_e + b[i + 1][j] - (cum_skip[j] - cum_skip[k + 1])
+                    for j in range(k + 1, K) if (f_e := emit(i + 1, j)) > NEG / 2]
+            b[i][k] = max(cand) if cand else NEG
+    marg = f + b
+    total = float(marg[n - 1].max()) if n else 0.0
+    k = int(np.argmax(f[n - 1] + b[n - 1]))
+    path = [k]
+    for i in range(n - 1, 0, -1):
+        k = int(back[i][k])
+        path.append(k)
+    path.reverse()
+    names: list[str | None] = []
+    confs: list[float] = []
+    for i, k in enumerate(path):
+        if k < 0 or marg[i][k] <= NEG / 2:
+            names.append(None)
+            confs.append(0.0)
+            continue
+        names.append(groups[k].name)
+        others = np.delete(marg[i], k)
+        runner = float(others.max()) if others.size else NEG
+        margin = float(marg[i][k] - runner)
+        confs.append(float(1.0 / (1.0 + np.exp(-4.0 * margin))) if runner > NEG / 2 else 1.0)
+    return names, confs, total
+
+
+# ---------------------------------------------------------------- stage: foreground and cells
+def _work_copy(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    h = rgb.shape[0]
+    if h <= WORK_MAX_HEIGHT:
+        return rgb, 1.0
+    f = WORK_MAX_HEIGHT / h
+    return cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA), f
+
+
+def foreground_masks(work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two masks: things brighter than the local background, and things darker than it.
+
+    Bright: a white top-hat (opening = min then max over a window larger than any cell) on the
+    max-channel image finds what rises above the darkest nearby background, so the 2 px gaps of a
+    dense icon grid stay background; it also has to rise above the local *median* level, otherwise
+    a panel brighter than its dark empty slots (HDR washout, light panel themes) would light up as a
+    whole. Dark: well below the local median (empty slots darker than their panel); it is kept
+    separate because in a dense grid the gaps are below the median too. Both follow gradients.
+    """
+    v = cv2.max(cv2.max(work[:, :, 0], work[:, :, 1]), work[:, :, 2])
+    h, w = v.shape
+    step = BG_POOL_PX
+    pooled = cv2.erode(v, cv2.getStructuringElement(cv2.MORPH_RECT, (step, step)))[step // 2::step, step // 2::step]
+    k = max(3, (BG_WINDOW_PX // step) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    opened = cv2.dilate(cv2.erode(pooled, kernel), kernel)
+    mean_pool = cv2.resize(v, (pooled.shape[1], pooled.shape[0]), interpolation=cv2.INTER_AREA)
+    median = cv2.medianBlur(mean_pool, k)
+    opened = cv2.resize(opened, (w, h), interpolation=cv2.INTER_LINEAR)
+    median = cv2.resize(median, (w, h), interpolation=cv2.INTER_LINEAR)
+    bright = (cv2.subtract(v, opened) > FG_THRESHOLD) & (cv2.subtract(v, median) > MEDIAN_MARGIN)
+    dark = cv2.subtract(median, v) > FG_THRESHOLD
+    return bright.astype(np.uint8), dark.astype(np.uint8)
+
+
+def foreground_mask(work: np.ndarray) -> np.ndarray:
+    """The bright foreground mask alone (labels, headers, icons)."""
+    return foreground_masks(work)[0]
+
+
+def _split_run(mask: np.ndarray, box: tuple[int, int, int, int], cell_h: int) -> list[tuple[int, int, int, int]]:
+    """Split a component holding several touching cells at the columns where the mask thins out."""
+    x, y, w, h = box
+    cols = mask[y:y + h, x:x + w].sum(axis=0).astype(float)
+    thresh = 0.25 * h
+    out, start = [], None
+    for i, v in enumerate(list(cols) + [0.0]):
+        if v > thresh and start is None:
+            start = i
+        elif v <= thresh and start is not None:
+            out.append((x + start, y, i - start, h))
+            start = None
+    return out
+
+
+def _merge_fragments(mask: np.ndarray, max_h: int) -> np.ndarray:
+    """Fill each small component's bounding box, so the pieces of one icon (frame, art, highlights)
+    become one blob while neighbouring cells, separated by a background gap, stay apart."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    filled = np.zeros_like(mask)
+    st = stats[1:]
+    keep = (st[:, 4] >= 3) & (st[:, 3] <= max_h) & (st[:, 2] <= 2 * max_h)
+    for x, y, w, h, _a in st[keep]:
+        filled[y:y + h, x:x + w] = 1
+    return filled
+
+
+def find_cells(work: np.ndarray, mask: np.ndarray | None = None) -> list[tuple[int, int, int, int]]:
+    """Boxes (work pixels) of everything shaped like a slot cell."""
+    dark = None
+    if mask is None:
+        mask, dark = foreground_masks(work)
+    H = work.shape[0]
+    min_h = max(MIN_CELL_H_PX, int(MIN_CELL_H_FRAC * H))
+    max_h = int(MAX_CELL_H_FRAC * H)
+    boxes = _cell_boxes(mask, min_h, max_h) + _edge_boxes(work, min_h, max_h)
+    if dark is not None:
+        boxes += [b for b in _cell_boxes(dark, min_h, max_h, merge=False)]
+    return boxes
+
+
+EDGE_LOW, EDGE_HIGH = 30, 90
+EDGE_MIN_FILL = 0.8
+
+
+def _edge_boxes(work: np.ndarray, min_h: int, max_h: int) -> list[tuple[int, int, int, int]]:
+    """Cell-shaped closed outlines in the edge map: every slot (item, empty, locked) is a framed
+    rectangle with a sharp boundary, which survives where brightness masks merge touching cells
+    (small UI scale, light frames) or lose them (HDR washout)."""
+    v = cv2.max(cv2.max(work[:, :, 0], work[:, :, 1]), work[:, :, 2])
+    edges = cv2.Canny(v, EDGE_LOW, EDGE_HIGH)
+    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    out: list[tuple[int, int, int, int]] = []
+    for c in contours:
+        x, y, w, h = cv2.boundingRect(c)
+        if h < min_h or h > max_h or not MIN_ASPECT <= w / h <= MAX_ASPECT:
+            continue
+        if cv2.contourArea(c) >= EDGE_MIN_FILL * w * h:
+            out.append((x, y, w, h))
+    return out
+
+
+def _cell_boxes(mask: np.ndarray, min_h: int, max_h: int, merge: bool = True) -> list[tuple[int, int, int, int]]:
+    """Cell-shaped components of one mask (fragments of one icon merged first)."""
+    filled = _merge_fragments(mask, max_h) if merge else mask
+    n, _, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=4)
+    boxes: list[tuple[int, int, int, int]] = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if h < min_h or h > max_h or w < min_h * MIN_ASPECT:
+            continue
+        if w / h > MAX_ASPECT * 1.15:
+            for sub in _split_run(mask, (x, y, w, h), h):
+                sx, sy, sw, sh = _tighten(mask, sub)
+                if sh >= min_h and MIN_ASPECT <= sw / sh <= MAX_ASPECT:
+                    boxes.append((sx, sy, sw, sh))
+            continue
+        if MIN_ASPECT <= w / h <= MAX_ASPECT and area >= 0.5 * w * h:
+            boxes.append((x, y, w, h))
+    return boxes
+
+
+def _tighten(mask: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    sub = mask[y:y + h, x:x + w]
+    rows = np.flatnonzero(sub.any(axis=1))
+    if rows.size == 0:
+        return box
+    return (x, y + int(rows[0]), w, int(rows[-1] - rows[0] + 1))
+
+
+# ---------------------------------------------------------------- stage: rows
+@dataclass
+class _Seg:
+    """A run of equally spaced, equally tall cells (work pixels)."""
+
+    boxes: list[tuple[int, int, int, int]]
+    inferred: list[bool]
+
+    @property
+    def h(self) -> float:
+        return float(np.median([b[3] for b in self.boxes]))
+
+    @property
+    def w(self) -> float:
+        return float(np.median([b[2] for b in self.boxes]))
+
+    @property
+    def x0(self) -> int:
+        return self.boxes[0][0]
+
+    @property
+    def x1(self) -> int:
+        return self.boxes[-1][0] + self.boxes[-1][2]
+
+    @property
+    def y0(self) -> float:
+        return float(np.median([b[1] for b in self.boxes]))
+
+    @property
+    def yc(self) -> float:
+        return float(np.median([b[1] + b[3] / 2 for b in self.boxes]))
+
+    def pitch(self) -> float | None:
+        if len(self.boxes) < 2:
+            return None
+        return float(np.median(np.diff([b[0] for b in self.boxes]) / np.maximum(
+            1, np.round(np.diff([b[0] for b in self.boxes]) / max(1.0, self._unit())))))
+
+    def _unit(self) -> float:
+        steps = np.diff([b[0] for b in self.boxes])
+        return float(steps.min()) if steps.size else self.w
+
+
+def _dedupe(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Drop boxes mostly inside a bigger one (an icon's inner frame next to its outer frame)."""
+    boxes = sorted(boxes, key=lambda b: -b[2] * b[3])
+    kept: list[tuple[int, int, int, int]] = []
+    for b in boxes:
+        if any(_overlap(b, k) > 0.6 for k in kept):
+            continue
+        kept.append(b)
+    return kept
+
+
+def _overlap(a: Sequence[int], b: Sequence[int]) -> float:
+    """Intersection over the area of ``a``."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1, a[2] * a[3])
+
+
+def _split_at_seats(seg: _Seg, hsv: np.ndarray | None) -> list[_Seg]:
+    """Undo a hidden-cell fill where the 'hidden cell' is the gap between two boff seats (a marker bar
+    stands just left of the next cell), and split rows too long for any panel at their inferred cells."""
+    out: list[_Seg] = []
+    cur_b: list[tuple[int, int, int, int]] = []
+    cur_i: list[bool] = []
+    n = len(seg.boxes)
+    for k, (b, inf) in enumerate(zip(seg.boxes, seg.inferred)):
+        if inf and 0 < k < n - 1 and (n > MAX_ROW_CELLS or (
+                hsv is not None and _has_marker(hsv, _Seg([seg.boxes[k + 1]], [False]))[0])):
+            out.append(_Seg(cur_b, cur_i))
+            cur_b, cur_i = [], []
+            continue
+        cur_b.append(b)
+        cur_i.append(inf)
+    out.append(_Seg(cur_b, cur_i))
+    return [s for s in out if s.boxes]
+
+
+def build_segments(boxes: list[tuple[int, int, int, int]], hsv: np.ndarray | None = None) -> list[_Seg]:
+    """Chain cells of equal height on one line into regularly spaced segments; refuse over-long ones."""
+    boxes = sorted(_dedupe(boxes), key=lambda b: (b[0]))
+    used = [False] * len(boxes)
+    segs: list[_Seg] = []
+    for i, b in enumerate(boxes):
+        if used[i]:
+            continue
+        chain = [b]
+        used[i] = True
+        for j in range(i + 1, len(boxes)):
+            if used[j]:
+                continue
+            c, last = boxes[j], chain[-1]
+            if abs(c[3] - b[3]) > ROW_H_TOL * b[3] or abs((c[1] + c[3] / 2) - (b[1] + b[3] / 2)) > ROW_Y_TOL * b[3]:
+                continue
+            gap = c[0] - (last[0] + last[2])
+            if gap < -0.2 * last[2]:
+                continue
+            if gap > MAX_CELL_GAP_W * last[2] + 2.2 * last[2] * 0:
+                # allow one hidden cell (cursor / tooltip) between two visible ones
+                if gap > MAX_CELL_GAP_W * last[2] + last[2] * 1.25:
+                    break
+            chain.append(c)
+            used[j] = True
+        pieces: list[_Seg] = []
+        for seg in _regularise(chain):
+            pieces.extend(_split_at_seats(seg, hsv) if any(seg.inferred) else [seg])
+        segs.extend(pieces)
+    return [s for s in segs if len(s.boxes) <= MAX_ROW_CELLS]
+
+
+def _regularise(chain: list[tuple[int, int, int, int]]) -> list[_Seg]:
+    """Split a chain where the pitch breaks; fill single hidden cells where the pitch says one is missing."""
+    if len(chain) == 1:
+        return [_Seg(chain, [False])]
+    steps = np.diff([c[0] for c in chain])
+    unit = float(np.median(steps[steps < 1.6 * steps.min() + 1])) if steps.size else 0
+    out: list[_Seg] = []
+    cur, inf = [chain[0]], [False]
+    for c, st in zip(chain[1:], steps):
+        ratio = st / max(1.0, unit)
+        if abs(ratio - 1) <= PITCH_TOL:
+            cur.append(c)
+            inf.append(False)
+        elif abs(ratio - 2) <= HIDDEN_CELL_TOL and len(chain) >= 3:
+            prev = cur[-1]
+            cur.append((int(prev[0] + unit), prev[1], prev[2], prev[3]))
+            inf.append(True)
+            cur.append(c)
+            inf.append(False)
+        else:
+            out.append(_Seg(cur, inf))
+            cur, inf = [c], [False]
+    out.append(_Seg(cur, inf))
+    return out
+
+
+# ---------------------------------------------------------------- stage: panels
+@dataclass
+class _PanelDraft:
+    kind: str
+    segs: list[_Seg]
+
+
+def _has_marker(hsv: np.ndarray, seg: _Seg) -> tuple[bool, str | None]:
+    """Whether a profession-coloured bar sits just left of the segment, and which profession it shows."""
+    x0 = seg.x0
+    h = int(seg.h)
+    y0 = int(seg.y0)
+    w = int(seg.w)
+    xs = max(0, x0 - int(0.55 * w))
+    strip = hsv[y0 + h // 6:y0 + h - h // 6, xs:max(xs + 1, x0 - 1)]
+    if strip.size == 0:
+        return False, None
+    sat, val = strip[:, :, 1], strip[:, :, 2]
+    good = (val > MARKER_MIN_VAL) & ((sat > MARKER_MIN_SAT) | (val > 150))
+    colfrac = good.mean(axis=0)
+    cols = np.flatnonzero(colfrac > 0.8)
+    if cols.size < 2 or cols.size > 0.4 * w:
+        return False, None  # a seat marker is a narrow bar with background on its left
+    px = strip[:, cols][good[:, cols]]
+    if px.shape[0] < MARKER_MIN_FRACTION * strip.shape[0] * cols.size:
+        return False, None
+    hh, ss, vv = (float(np.median(px[:, i])) for i in range(3))
+    best, bd = None, 1e9
+    for prof, (ph, ps, pv) in MARKER_PROFESSIONS.items():
+        dh = min(abs(hh - ph), 180 - abs(hh - ph))
+        d = (dh / 10.0) ** 2 + ((ss - ps) / 40.0) ** 2 + ((vv - pv) / 80.0) ** 2
+        if d < bd:
+            best, bd = prof, d
+    return True, best
+
+
+def group_panels(segs: list[_Seg], hsv: np.ndarray) -> list[tuple[str, list[_Seg], list[str | None]]]:
+    """Group segments into panels and decide each panel's kind from alignment and markers."""
+    remaining = sorted(segs, key=lambda s: (s.y0, s.x0))
+    # boff ability icons are taller than other slots (h ~ 1.33 w): only such segments can be seats
+    marker = {id(s): _has_marker(hsv, s) if BOFF_MIN_HW <= s.h / max(1.0, s.w) <= BOFF_MAX_HW else (False, None)
+              for s in remaining}
+    for s in remaining:  # a cell just left of the segment means it is part of a longer grid, not a seat
+        if any(t is not s and abs(t.yc - s.yc) < ROW_Y_TOL * s.h and 0 <= s.x0 - t.x1 < 0.8 * s.w for t in remaining):
+            marker[id(s)] = (False, None)
+    panels: list[tuple[str, list[_Seg], list[str | None]]] = []
+    # boff seats: every segment with a marker bar is a seat
+    seats = [s for s in remaining if marker[id(s)][0] and len(s.boxes) <= 4]
+    if seats:
+        panels.append(("boffs", seats, [marker[id(s)][1] for s in seats]))
+    rest = [s for s in remaining if not (marker[id(s)][0] and len(s.boxes) <= 4)]
+    # equipment: stacks sharing a right edge
+    used: set[int] = set()
+    for s in sorted(rest, key=lambda s: s.y0):
+        if id(s) in used:
+            continue
+        stack = [s]
+        for t in sorted(rest, key=lambda s: s.y0):
+            if id(t) in used or t is s or t.y0 <= stack[-1].y0:
+                continue
+            last = stack[-1]
+            if abs(t.h - last.h) > ROW_H_TOL * last.h or abs(t.x1 - last.x1) > ALIGN_TOL_W * last.w:
+                continue
+            if t.y0 - last.y0 > MAX_ROW_STEP_H * last.h:
+                continue
+            stack.append(t)
+        lefts = [t.x0 for t in stack]
+        counts = [len(t.boxes) for t in stack]
+        sgaps = [(t.x1 - t.x0 - len(t.boxes) * t.w) / max(1, len(t.boxes) - 1) for t in stack if len(t.boxes) > 1]
+        tree_like = bool(sgaps) and float(np.median(sgaps)) > SPEC_MIN_GAP_W * s.w  # spec nodes stand apart
+        if len(stack) >= 4 and (max(lefts) - min(lefts)) > 0.5 * s.w and len(set(counts)) >= 2 and not tree_like:
+            for t in stack:
+                used.add(id(t))
+            panels.append(("equipment", stack, [None] * len(stack)))
+    rest = [s for s in rest if id(s) not in used]
+    # traits / specs: left-aligned grids of short rows
+    for grid in _left_stacks(rest):
+        counts = [len(t.boxes) for t in grid]
+        gaps = [(t.x1 - t.x0 - len(t.boxes) * t.w) / max(1, len(t.boxes) - 1) for t in grid if len(t.boxes) > 1]
+        if max(counts) <= 3 and gaps and SPEC_MIN_GAP_W * grid[0].w < np.median(gaps) < SPEC_MAX_GAP_W * grid[0].w:
+            if len(grid) < 2:
+                continue  # a tree has several levels
+            panels.append(("specs", grid, [None] * len(grid)))
+        elif max(counts) <= 5:
+            if len(grid) == 1 and counts[0] < 2:
+                continue
+            panels.append(("traits", grid, [None] * len(grid)))
+    return panels
+
+
+PROBE_MIN_FILL = 0.35
+TRAIT_ROW_CELLS = 5
+NEAR_PITCH_W = 1.1  # pitch / cell width of a grid of (nearly) touching cells
+
+
+def _probe(mask: np.ndarray, dark: np.ndarray, box: tuple[int, int, int, int], fill: float = PROBE_MIN_FILL) -> bool:
+    """Whether a box at a grid position holds a slot: enough bright (icon, frame) or dark (empty) pixels."""
+    x, y, w, h = box
+    if x < 0 or y < 0 or x + w > mask.shape[1] or y + h > mask.shape[0] or w < 2 or h < 2:
+        return False
+    m = mask[y:y + h, x:x + w]
+    d = dark[y:y + h, x:x + w]
+    return max(float(m.mean()), float(d.mean())) >= fill
+
+
+def _adopt_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], segs: list[_Seg], mask: np.ndarray,
+                dark: np.ndarray) -> None:
+    """Equipment rows the stacking missed: a leftover segment of the panel's cell height inside the
+    panel's span (a row short of the right edge because its last cell was not found), and, where two
+    rows stand two or more row steps apart, a slot-like cell at the right edge of each missing step."""
+    taken = {id(s) for _k, st, _e in drafts for s in st}
+    for kind, stack, extra in drafts:
+        if kind != "equipment" or len(stack) < 2:
+            continue
+        # the left part of a long equipment row (kit modules, consoles) split off as a one-row grid
+        for okind, ostack, oextra in drafts:
+            if okind not in ("traits", "specs") or len(ostack) != 1:
+                continue
+            t = ostack[0]
+            row = min(stack, key=lambda r: abs(r.yc - t.yc))
+            if abs(row.yc - t.yc) < ROW_Y_TOL * row.h and abs(t.h - row.h) <= ROW_H_TOL * row.h and \
+                    0 <= row.x0 - t.x1 < 3 * row.w and len(t.boxes) + len(row.boxes) <= MAX_ROW_CELLS:
+                row.boxes[:0] = t.boxes
+                row.inferred[:0] = t.inferred
+                ostack.clear()
+                oextra.clear()
+        h = float(np.median([s.h for s in stack]))
+        w = float(np.median([s.w for s in stack]))
+        right = float(np.median([s.x1 for s in stack]))
+        left = min(s.x0 for s in stack)
+        ys = sorted(s.y0 for s in stack)
+        diffs = np.diff(ys)
+        step = float(np.median(diffs[diffs < 1.6 * diffs.min() + 1]))
+        added: list[_Seg] = []
+        for t in segs:
+            if id(t) in taken or abs(t.h - h) > ROW_H_TOL * h or t.x0 < left - 0.5 * w or t.x1 > right + 0.5 * w:
+                continue
+            if not ys[0] - 1.2 * step <= t.y0 <= ys[-1] + 1.2 * step:
+                continue
+            if any(abs(t.y0 - y) < 0.5 * h for y in ys + [a.y0 for a in added]):
+                continue
+            added.append(t)
+            taken.add(id(t))
+        allys = sorted(ys + [a.y0 for a in added])
+        for y0, y1 in zip(allys, allys[1:]):
+            k = int(round((y1 - y0) / step))
+            if k < 2 or abs((y1 - y0) / step - k) > 0.2:
+                continue
+            for j in range(1, k):
+                box = (int(round(right - w)), int(round(y0 + j * step)), int(round(w)), int(round(h)))
+                if _probe(mask, dark, box):
+                    added.append(_Seg([box], [True]))
+        if added:
+            stack.extend(added)
+            stack.sort(key=lambda s: s.y0)
+            extra[:] = [None] * len(stack)
+
+
+PANEL_H_TOL = 0.3
+
+
+def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> list[tuple[str, list[_Seg], list[str | None]]]:
+    """Panel-level consistency: one UI scale per screenshot, so a trait or tree grid whose cells are
+    far from the equipment / boff cell height is not a panel; a one-row 'trait' grid of boff-shaped
+    cells next to a boff panel is a seat whose marker was not seen."""
+    anchors = [s.h for k, st, _e in drafts if k in ("equipment", "boffs") for s in st]
+    ref = float(np.median(anchors)) if anchors else None
+    boffs = next((d for d in drafts if d[0] == "boffs"), None)
+    out = []
+    for kind, stack, extra in drafts:
+        if kind in ("traits", "specs") and ref is not None:
+            h = float(np.median([s.h for s in stack]))
+            if abs(h - ref) > PANEL_H_TOL * ref:
+                continue
+        if kind == "traits" and boffs is not None and all(
+                BOFF_MIN_HW <= s.h / max(1.0, s.w) <= BOFF_MAX_HW and len(s.boxes) <= 4 for s in stack):
+            boffs[1].extend(stack)
+            boffs[2].extend([None] * len(stack))
+            continue
+        out.append((kind, stack, extra))
+    return out
+
+
+def _row_pitch(stack: list[_Seg]) -> float:
+    """The horizontal cell pitch of a panel; a segment whose cells all stand two apart (every other
+    cell lost) gives twice the pitch, so steps are divided by the whole number of cell widths in them."""
+    w = float(np.median([s.w for s in stack]))
+    pitches = [p / max(1, round(p / (NEAR_PITCH_W * w))) for p in (s.pitch() for s in stack) if p]
+    return float(np.median(pitches)) if pitches else NEAR_PITCH_W * w
+
+
+def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask: np.ndarray,
+                   dark: np.ndarray) -> list[tuple[str, list[_Seg], list[str | None]]]:
+    """Fill the grid positions a row's pitch says are there (icons merged with a neighbour, washed out
+    by HDR) when the position holds slot-like pixels. Trait rows are left-aligned rows of five: they
+    grow leftwards and rightwards while positions hold slots. An 'equipment' panel whose rows mostly
+    continue leftwards with slot-like cells (where equipment rows have their labels) is a trait grid
+    seen in pieces."""
+    out_drafts = []
+    for kind, stack, extra in drafts:
+        pitch = _row_pitch(stack)
+
+        def at(seg: _Seg, k: int) -> tuple[int, int, int, int]:
+            return (int(round(seg.boxes[0][0] + k * pitch)), int(round(seg.y0)), int(round(seg.w)), int(round(seg.h)))
+
+        if kind == "equipment":
+            lefts = sum(_probe(mask, dark, at(s, -1)) and _probe(mask, dark, at(s, -2)) for s in stack)
+            if lefts >= max(2, 0.5 * len(stack)):
+                kind, extra = "traits", [None] * len(stack)
+        right = float(np.median([s.x1 for s in stack]))
+        for seg in stack:
+            have = {int(round((b[0] - seg.boxes[0][0]) / pitch)): (b, inf) for b, inf in zip(seg.boxes, seg.inferred)}
+            lo, hi = min(have), max(have)
+            if kind == "equipment":  # rows are right-justified: a row short of the panel's right edge
+                hi = max(hi, hi + int(round((right - seg.x1) / pitch)))
+            if kind == "traits":
+                while hi - lo < TRAIT_ROW_CELLS - 1 and _probe(mask, dark, at(seg, lo - 1)):
+                    lo -= 1
+                hi = max(hi, lo + TRAIT_ROW_CELLS - 1)
+            out = []
+            for k in range(lo, hi + 1):
+                if k in have:
+                    out.append(have[k])
+                    continue
+                box = at(seg, k)
+                if _probe(mask, dark, box):
+                    out.append((box, True))
+                elif k > max(have):
+                    break
+            if len(out) > len(seg.boxes) and len(out) <= MAX_ROW_CELLS:
+                seg.boxes = [b for b, _ in out]
+                seg.inferred = [i for _, i in out]
+        out_drafts.append((kind, stack, extra))
+    # pieces of one grid completed into the same cells: keep each cell once
+    seen: list[tuple[int, int, int, int]] = []
+    result = []
+    for kind, stack, extra in out_drafts:
+        keep_s, keep_e = [], []
+        for seg, e in zip(stack, extra):
+            pairs = [(b, i) for b, i in zip(seg.boxes, seg.inferred) if not any(_overlap(b, k) > 0.5 for k in seen)]
+            if not pairs:
+                continue
+            seen.extend(b for b, _ in pairs)
+            seg.boxes = [b for b, _ in pairs]
+            seg.inferred = [i for _, i in pairs]
+            keep_s.append(seg)
+            keep_e.append(e)
+        if keep_s:
+            result.append((kind, keep_s, keep_e))
+    return result
+
+
+def _left_stacks(segs: list[_Seg]) -> list[list[_Seg]]:
+    """Left-aligned stacks of rows (trait grids), each row under the previous at a plausible step."""
+    segs = sorted(segs, key=lambda s: s.y0)
+    used: set[int] = set()
+    out = []
+    for s in segs:
+        if id(s) in used:
+            continue
+        stack = [s]
+        used.add(id(s))
+        for t in segs:
+            if id(t) in used:
+                continue
+            last = stack[-1]
+            if t.y0 <= last.y0 or abs(t.h - last.h) > ROW_H_TOL * last.h:
+                continue
+            if t.y0 - last.y0 > MAX_ROW_STEP_H * last.h:
+                continue
+            # rows of one grid start on the same column; a row whose first cells were lost starts a
+            # whole number of pitches to the right (or the left)
+            off = (t.x0 - last.x0) / (NEAR_PITCH_W * last.w)
+            k = round(off)
+            if abs(k) > TRAIT_ROW_CELLS - 1 or abs(t.x0 - last.x0 - k * NEAR_PITCH_W * last.w) > ALIGN_TOL_W * last.w:
+                continue
+            stack.append(t)
+            used.add(id(t))
+        out.append(stack)
+    return out
+
+
+# ---------------------------------------------------------------- stage: state
+def cell_state(rgb: np.ndarray, box: tuple[int, int, int, int]) -> str:
+    """``empty`` (dark, flat interior), ``locked`` (grey, flat, unsaturated) or ``item``.
+
+    Checked before any icon matching: without it every blank slot comes out as some item.
+    """
+    x, y, w, h = box
+    ix, iy = int(0.2 * w), int(0.2 * h)
+    inner = rgb[y + iy:y + h - iy, x + ix:x + w - ix]
+    if inner.size == 0:
+        return "item"
+    grey = inner.astype(np.float32).mean(axis=2)
+    mean, std = float(grey.mean()), float(grey.std())
+    sat = float((inner.max(axis=2).astype(np.int16) - inner.min(axis=2)).mean())
+    if sat < LOCKED_MAX_SAT and std < LOCKED_MAX_STD:
+        # both blank kinds are unsaturated; an empty slot is flat (even when HDR lifts it), a locked
+        # one carries its padlock glyph; item icons are coloured and busy
+        return "empty" if std < FLAT_MAX_STD or (mean < EMPTY_MAX_MEAN and std < 2 * FLAT_MAX_STD) else "locked"
+    return "item"
+
+
+# ---------------------------------------------------------------- OCR helpers
+def _text_extent(mask: np.ndarray, x0: int, x1: int, y0: int, y1: int,
+                 max_gap: int) -> tuple[int, int, int, int] | None:
+    """The text cluster nearest ``x1`` inside a box of the mask (work pixels): its tight box."""
+    x0 = max(0, x0)
+    sub = mask[max(0, y0):y1, x0:x1]
+    if sub.size == 0:
+        return None
+    cols = np.flatnonzero(sub.any(axis=0))
+    if cols.size == 0:
+        return None
+    right = cols[-1]
+    left = right
+    for c in cols[::-1]:
+        if left - c > max_gap:
+            break
+        left = c
+    rows = np.flatnonzero(sub[:, left:right + 1].any(axis=1))
+    return (x0 + int(left), max(0, y0) + int(rows[0]), int(right - left + 1), int(rows[-1] - rows[0] + 1))
+
+
+def _to_full(box: Sequence[float], f: float, shape: tuple[int, ...], pad: float = 0) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    x0 = max(0, int((x - pad) / f))
+    y0 = max(0, int((y - pad) / f))
+    x1 = min(shape[1], int(np.ceil((x + w + pad) / f)))
+    y1 = min(shape[0], int(np.ceil((y + h + pad) / f)))
+    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+
+def _read_stacked(ocr: Any, rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], line_h: float) -> list[str]:
+    """OCR several small crops in ONE tesseract call: stacked vertically with dark gaps between.
+
+    Why: a tesseract call has a fixed cost (~12 ms); twelve labels read one by one would spend the
+    whole budget, stacked they cost about one.
+    """
+    crops = [rgb[y:y + h, x:x + w] for x, y, w, h in boxes]
+    crops = [cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) if c.size else np.zeros((1, 1), np.uint8) for c in crops]
+    if not crops:
+        return []
+    gap = max(8, int(line_h))
+    width = max(c.shape[1] for c in crops) + 2 * gap
+    bgv = int(np.median(np.concatenate([c.ravel() for c in crops]))) if crops else 0
+    parts, spans, yy = [], [], gap
+    parts.append(np.full((gap, width), bgv, np.uint8))
+    for c in crops:
+        row = np.full((c.shape[0], width), bgv, np.uint8)
+        row[:, gap:gap + c.shape[1]] = c
+        parts.append(row)
+        spans.append((yy, yy + c.shape[0]))
+        yy += c.shape[0]
+        parts.append(np.full((gap, width), bgv, np.uint8))
+        yy += gap
+    stacked = np.vstack(parts)
+    try:
+        words = ocr.read_block(stacked, psm=6, line_height=int(max(8, line_h)), whitelist=LABEL_WHITELIST)
+    except Exception:  # noqa: BLE001 - OCR is evidence, never a reason to fail the layout
+        return [""] * len(crops)
+    texts: list[list[tuple[float, str]]] = [[] for _ in crops]
+    for wd in words:
+        cy = wd.bbox[1] + wd.bbox[3] / 2
+        for i, (a, b) in enumerate(spans):
+            if a - gap / 2 <= cy <= b + gap / 2:
+                texts[i].append((wd.bbox[1] * 10000 + wd.bbox[0], wd.text))
+                break
+    return [" ".join(t for _, t in sorted(ws)) for ws in texts]
+
+
+# ---------------------------------------------------------------- naming
+SPACE_OPTIONAL = ("Experimental Weapon", "Secondary Deflector", "Universal Consoles", "Hangars")
+GROUND_OPTIONAL = ()
+
+
+def name_equipment(counts: list[int], texts: list[str]) -> tuple[str, list[str | None], list[float]]:
+    """Environment and slot names of an equipment panel's rows (DP + label evidence, both vocabularies)."""
+    best: tuple[float, str, list[str | None], list[float]] | None = None
+    for env, groups, optional in (("space", SPACE_EQUIPMENT, SPACE_OPTIONAL), ("ground", GROUND_EQUIPMENT, ())):
+        names = [g.name for g in groups]
+        scores = []
+        for t in texts:
+            row = []
+            for name in names:
+                if not fold_text(t):
+                    row.append(0.5)
+                    continue
+                _, s = match_label(t, [name])
+                row.append(0.5 + 0.5 * (s - 0.6) / 0.4 if s >= 0.6 else 0.5 - 0.5 * (0.6 - s) / 0.6)
+            scores.append(row)
+        got, conf, total = align_rows(counts, groups, scores, optional)
+        if len(counts) > len(groups):
+            total -= 100
+        if best is None or total > best[0]:
+            best = (total, env, got, conf)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+# ---------------------------------------------------------------- main entry
+def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> Layout:
+    """Cells, rows, panels, names and the ship text band of one screenshot (RGB array)."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    work, f = _work_copy(np.ascontiguousarray(rgb[:, :, :3]))
+    mask, dark = foreground_masks(work)
+    boxes = find_cells(work, mask)
+    boxes += _cell_boxes(dark, max(MIN_CELL_H_PX, int(MIN_CELL_H_FRAC * work.shape[0])),
+                         int(MAX_CELL_H_FRAC * work.shape[0]), merge=False)
+    timings["cells_ms"] = (time.perf_counter() - t0) * 1e3
+    t1 = time.perf_counter()
+    hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
+    segs = build_segments(boxes, hsv)
+    drafts = group_panels(segs, hsv)
+    _adopt_rows(drafts, segs, mask, dark)
+    drafts = [d for d in drafts if d[1]]
+    drafts = _prune_panels(_complete_rows(drafts, mask, dark))
+    timings["panels_ms"] = (time.perf_counter() - t1) * 1e3
+    t2 = time.perf_counter()
+    panels: list[Panel] = []
+    texts: list[str] = []
+    ship_text = None
+    pitches: list[float] = []
+    for kind, stack, extra in drafts:
+        rows: list[Row] = []
+        for seg in stack:
+            cells = []
+            for i, (b, inf) in enumerate(zip(seg.boxes, seg.inferred)):
+                fb = _to_full(b, f, rgb.shape)
+                cells.append(Cell(fb, cell_state(rgb, fb), i, inf))
+            rows.append(Row(None, 0.0, cells))
+        if len(stack) >= 2:
+            pitches.append(float(np.median(np.diff([s.y0 for s in stack]))) / f)
+        panel = Panel(kind, None, rows)
+        if kind == "equipment":
+            _name_equipment_panel(panel, stack, work, mask, rgb, f, ocr, texts)
+            if panel.environment == "space" and ship_text is None:
+                ship_text = _ship_text(stack, work, mask, rgb, f, ocr)
+        elif kind == "boffs":
+            for row, prof in zip(rows, extra):
+                row.slot = f"Boff {prof}" if prof else None
+                row.name_confidence = 0.8 if prof else 0.0
+        elif kind == "traits":
+            _name_trait_panel(panel, stack, work, mask, rgb, f, ocr, texts)
+        elif kind == "specs":
+            # tree nodes are not slots (the specialisations are read as text): keep the panel as
+            # evidence of the screen, without cells
+            panel.environment = "space"
+            panel.rows = [Row(None, 0.0, []) for _ in rows]
+        panels.append(panel)
+    _split_traits(panels)
+    timings["names_ms"] = (time.perf_counter() - t2) * 1e3
+    timings["total_ms"] = (time.perf_counter() - t0) * 1e3
+    scale = float(np.median(pitches)) / rgb.shape[0] if pitches else 0.0
+    return Layout(panels, ship_text, scale, timings, texts)
+
+
+def _name_equipment_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: np.ndarray,
+                          rgb: np.ndarray, f: float, ocr: Any, texts: list[str]) -> None:
+    left = min(s.x0 for s in stack)
+    w = float(np.median([s.w for s in stack]))
+    label_texts = [""] * len(stack)
+    if ocr is not None:
+        # OCR only the rows the cell counts leave ambiguous (and the top rows, which carry the
+        # space / ground evidence): one tesseract call costs about its pixel count
+        counts = [len(s.boxes) for s in stack]
+        _env, _names, confs0 = name_equipment(counts, [""] * len(stack))
+        need = {i for i, c in enumerate(confs0) if c < OCR_SKIP_CONF} | set(range(min(OCR_TOP_ROWS, len(stack))))
+        boxes, idx = [], []
+        for i, s in enumerate(stack):
+            if i not in need:
+                continue
+            ext = _text_extent(mask, int(left - 7 * w), int(left - 0.15 * w), int(s.y0), int(s.y0 + s.h),
+                               max_gap=int(0.9 * w))
+            if ext is not None and ext[2] > 2 and ext[3] > 3:
+                boxes.append(_to_full(ext, f, rgb.shape, pad=2))
+                idx.append(i)
+        line_h = 0.25 * float(np.median([s.h for s in stack])) / f
+        for i, t in zip(idx, _read_stacked(ocr, rgb, boxes, line_h)):
+            label_texts[i] = t
+        texts.extend(t for t in label_texts if t)
+    env, names, confs = name_equipment([len(s.boxes) for s in stack], label_texts)
+    panel.environment = env
+    for row, name, conf, t in zip(panel.rows, names, confs, label_texts):
+        row.slot, row.name_confidence, row.label_text = name, conf, t
+
+
+def _name_trait_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: np.ndarray,
+                      rgb: np.ndarray, f: float, ocr: Any, texts: list[str]) -> None:
+    """Name a trait grid by the header line just above its first row."""
+    top = stack[0]
+    h = top.h
+    header = ""
+    if ocr is not None:
+        y1 = int(top.y0 - 0.08 * h)
+        y0 = int(top.y0 - 0.75 * h)
+        x0 = int(top.x0 - 0.1 * top.w)
+        x1 = int(top.x0 + 6 * top.w)
+        sub = mask[max(0, y0):max(0, y1), max(0, x0):x1]
+        if sub.size and sub.any():
+            rows = np.flatnonzero(sub.any(axis=1))
+            cols = np.flatnonzero(sub.any(axis=0))
+            box = (max(0, x0) + int(cols[0]), max(0, y0) + int(rows[0]), int(cols[-1] - cols[0] + 1),
+                   int(rows[-1] - rows[0] + 1))
+            fb = _to_full(box, f, rgb.shape, pad=2)
+            try:
+                header = ocr.read_line(rgb[fb[1]:fb[1] + fb[3], fb[0]:fb[0] + fb[2]]).text
+            except Exception:  # noqa: BLE001
+                header = ""
+    if header:
+        texts.append(header)
+    name, score = match_label(header, sorted(TRAIT_HEADERS)) if header else (None, 0.0)
+    panel.header = header
+    panel.environment = ("ground" if name and "Ground" in name else "space") if name else None
+    for row in panel.rows:
+        row.slot, row.name_confidence, row.label_text = name, score, header
+
+
+def _split_traits(panels: list[Panel]) -> None:
+    """Nothing to split yet: each left-aligned grid is one trait panel (kept as a hook for 2-column panels)."""
+    return None
+
+
+def _ship_text(stack: list[_Seg], work: np.ndarray, mask: np.ndarray, rgb: np.ndarray, f: float,
+               ocr: Any) -> ShipTextRegion | None:
+    """Find the name and type/tier lines above the first space equipment row; OCR only the type/tier lines."""
+    top = stack[0]
+    h = float(np.median([s.h for s in stack]))
+    right = int(max(s.x1 for s in stack) + 0.3 * h)
+    left = int(min(s.x0 for s in stack) - 6 * h)
+    y1 = int(top.y0 - 0.1 * h)
+    y0 = int(top.y0 - 3.2 * h)
+    sub = mask[max(0, y0):max(0, y1), max(0, left):right]
+    if sub.size == 0:
+        return None
+    prof = sub.sum(axis=1)
+    rows = prof > 1
+    # text lines: runs of rows with foreground, ignoring hairlines (separators span the band)
+    bands = []
+    start = None
+    for i, v in enumerate(list(rows) + [False]):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            if i - start >= max(3, 0.12 * h):
+                seg = sub[start:i]
+                cols = np.flatnonzero(seg.any(axis=0))
+                fill = seg.sum() / max(1, (i - start) * (cols[-1] - cols[0] + 1))
+                if fill < 0.9:
+                    bands.append((start, i, int(cols[0]), int(cols[-1] + 1)))
+            start = None
+    if not bands:
+        return None
+    bands = bands[-3:]
+    heights = [b[1] - b[0] for b in bands]
+    name_i = int(np.argmax(heights)) if len(bands) > 1 else -1
+    if name_i >= 0 and heights[name_i] < 1.15 * min(heights):
+        name_i = len(bands) - 2 if len(bands) >= 2 else -1
+    oy, ox = max(0, y0), max(0, left)
+
+    def full(b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        return _to_full((ox + b[2], oy + b[0], b[3] - b[2], b[1] - b[0]), f, rgb.shape, pad=2)
+
+    name_bbox = full(bands[name_i]) if name_i >= 0 else None
+    type_bands = bands[name_i + 1:] if name_i >= 0 else bands[-2:]
+    if not type_bands:
+        return ShipTextRegion(name_bbox, None)
+    tb = _union([full(b) for b in type_bands])
+    lines, confs = [], []
+    if ocr is not None and tb[2] > 0 and tb[3] > 0:
+        try:
+            crop = rgb[tb[1]:tb[1] + tb[3], tb[0]:tb[0] + tb[2]]
+            if len(type_bands) == 1:
+                got = [ocr.read_line(crop)]
+            else:
+                got = ocr.read_lines(crop, line_height=int(np.median([b[1] - b[0] for b in type_bands]) / f))
+            lines = [g.text for g in got if g.text.strip()]
+            confs = [g.confidence for g in got if g.text.strip()]
+        except Exception:  # noqa: BLE001
+            lines, confs = [], []
+    return ShipTextRegion(name_bbox, tb, lines, confs)
