@@ -22,10 +22,7 @@ from typing import Any, Iterable
 
 from warpd.slots import (
     BOFF_RANKS,
-    CONSOLE_TYPES,
-    GROUND_EQUIPMENT,
     SLOT_GROUPS,
-    SPACE_EQUIPMENT,
     normalize_slot,
     tier_bonus,
     tiers_for_cargo_tier,
@@ -168,6 +165,7 @@ class Catalog:
     starship_traits: list[str]
     boff_abilities: list[dict[str, Any]]
     _by_slot: dict[tuple[str, str | None], list[str]] = field(default_factory=dict, repr=False)
+    _slot_sets: dict[tuple[str, str | None], frozenset[str]] = field(default_factory=dict, repr=False)
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -238,12 +236,10 @@ class Catalog:
         return name in self._slot_set(normalize_slot(slot), environment)
 
     def _slot_set(self, canonical: str, environment: str | None) -> frozenset[str]:
-        cache_attr = "_slot_sets"
-        sets: dict = self.__dict__.setdefault(cache_attr, {})
         key = (canonical, environment)
-        if key not in sets:
-            sets[key] = frozenset(self.items_for_slot(canonical, environment))
-        return sets[key]
+        if key not in self._slot_sets:
+            self._slot_sets[key] = frozenset(self.items_for_slot(canonical, environment))
+        return self._slot_sets[key]
 
     def _names_for_slot(self, canonical: str, environment: str) -> Iterable[str]:
         group = SLOT_GROUPS.get(canonical)
@@ -289,13 +285,6 @@ class Catalog:
                 yield b["name"]
             elif b.get("type") in wanted:
                 yield b["name"]
-
-    @cached_property
-    def console_types(self) -> frozenset[str]:
-        return CONSOLE_TYPES
-
-    def equipment_slots(self) -> tuple[str, ...]:
-        return tuple(g.name for g in SPACE_EQUIPMENT + GROUND_EQUIPMENT)
 
 
 def _skipped_hangar(slot: str, key: str) -> bool:
