@@ -215,6 +215,16 @@ class Catalog:
             return self.ships_by_page[name]
         raise KeyError(f"unknown ship {name!r}")
 
+    @cached_property
+    def all_names(self) -> frozenset[str]:
+        """Every name a slot can hold: equipment keys, traits, starship traits, boff abilities.
+
+        The icon library is restricted to these, so a stray file in SETS's image cache never
+        becomes an answer.
+        """
+        return frozenset(self.items) | {t["name"] for t in self.traits} | set(self.starship_traits) | {
+            b["name"] for b in self.boff_abilities}
+
     def item_rarity(self, key: str) -> str | None:
         item = self.items.get(key)
         return item.rarity if item else None

@@ -23,6 +23,7 @@ from warpd.paths import data_paths, install_id
 VERB_MODULES: tuple[str, ...] = (
     "warpd.doctor",
     "warpd.cli_config",
+    "warpd.cli_process",
     "warpd.synth.cli",
 )
 

@@ -68,6 +68,7 @@ SHIFT_PX = 2  # default re-rank offset range, work pixels (used for library-size
 BBOX_SLACK_PX = 2.5  # how far (screenshot pixels) a layout bbox may sit off the icon
 MAX_SHIFT_PX = 4  # cap on the adaptive offset range in work pixels (cost grows as (2s+1)^2)
 RERANK_K = 8  # candidates re-scored at the fine level
+RIVAL_K = 3  # best icons outside a crop's candidates re-scored to check the slot restriction
 FRAME_ZONE_ALPHA = 0.9  # overlay pixels this opaque are "frame" when guessing a crop's rarity
 FRAME_ZONE_STRIDE = 3  # every 3rd frame pixel is enough to tell the frame colours apart
 MAX_UNDO_ALPHA = 0.85  # undoing the frame divides by (1 - alpha): cap it so noise is not blown up
@@ -434,19 +435,32 @@ class IconIndex:
         ``shift`` (work pixels) defaults to an offset range that covers ``BBOX_SLACK_PX`` screen
         pixels at the crop's own scale: a 2-pixel bbox error is 4 work pixels on a 35-pixel crop.
         """
+        return [ranked for ranked, _ in self.match_with_rivals(crops, candidates_per_crop, k, rerank_k, shift, 0)]
+
+    def match_with_rivals(self, crops: Sequence[ImageLike],
+                          candidates_per_crop: Sequence[Sequence[str | int] | None] | None = None,
+                          k: int = 5, rerank_k: int = RERANK_K, shift: int | None = None, rival_k: int = RIVAL_K
+                          ) -> list[tuple[list[tuple[str, float]], tuple[str, float] | None]]:
+        """:meth:`match_many` plus, per crop, the best icon *outside* its candidates (or None).
+
+        Why: restricting candidates to the slot's items is only right when the slot was named
+        right. A library icon outside the candidates that fits clearly better than every candidate
+        says the row's name (or the catalogue) is wrong, and the engine must not auto-accept. The
+        coarse product already scores every icon, so this costs ``rival_k`` extra fine re-scores.
+        """
         if candidates_per_crop is None:
             candidates_per_crop = [None] * len(crops)
         if len(candidates_per_crop) != len(crops):
             raise ValueError("need one candidate list (or None) per crop")
         if not len(self.names) or not len(crops):
-            return [[] for _ in crops]
+            return [([], None) for _ in crops]
         arrays = [as_rgb(c) for c in crops]
         shifts = [shift if shift is not None else adaptive_shift(a.shape[0]) for a in arrays]
         hyps = [_hypotheses(_work_image(a)) for a in arrays]
         flat = [w for h in hyps for w in h]
         feats = np.stack([_coarse_from_work(w) for w in flat])
         bounds = np.concatenate([[0], np.cumsum([len(h) for h in hyps])])  # crop i: rows bounds[i]..bounds[i+1]
-        results: list[list[tuple[str, float]]] = []
+        results: list[tuple[list[tuple[str, float]], tuple[str, float] | None]] = []
         for c0 in range(0, len(crops), MATCH_BATCH):
             c1 = min(c0 + MATCH_BATCH, len(crops))
             base = bounds[c0]
@@ -455,9 +469,26 @@ class IconIndex:
                 lo, hi = bounds[i], bounds[i + 1]
                 cands = candidates_per_crop[i]
                 rows = None if cands is None else self.rows(cands)
-                results.append(self._rank(flat[lo:hi], feats[lo:hi], scores[lo - base:hi - base],
-                                          rows, k, rerank_k, shifts[i]))
+                ranked = self._rank(flat[lo:hi], feats[lo:hi], scores[lo - base:hi - base], rows, k, rerank_k,
+                                    shifts[i])
+                rival = None
+                if rival_k > 0 and rows is not None:
+                    rival = self._rival(flat[lo:hi], feats[lo:hi], scores[lo - base:hi - base], rows, rival_k,
+                                        shifts[i])
+                results.append((ranked, rival))
         return results
+
+    def _rival(self, works: list[np.ndarray], feats: np.ndarray, scores: np.ndarray, rows: np.ndarray,
+               rival_k: int, shift: int) -> tuple[str, float] | None:
+        """Best fine-scored icon among the top ``rival_k`` coarse matches outside ``rows``."""
+        outside = scores.max(axis=0).copy()
+        outside[rows] = -np.inf
+        n = min(rival_k, int(np.isfinite(outside).sum()))
+        if n <= 0:
+            return None
+        top = np.argpartition(-outside, n - 1)[:n]
+        ranked = self._rank(works, feats, scores, top.astype(np.int64), 1, n, shift)
+        return ranked[0] if ranked else None
 
     def _rank(self, works: list[np.ndarray], feats: np.ndarray, scores: np.ndarray, rows: np.ndarray | None,
               k: int, rerank_k: int, shift: int) -> list[tuple[str, float]]:
