@@ -66,3 +66,76 @@ def test_align_rows_respects_max_counts() -> None:
 def test_layout_on_blank_and_tiny_images() -> None:
     assert find_layout(np.zeros((720, 1280, 3), np.uint8)).panels == []
     assert find_layout(np.full((200, 320, 3), 255, np.uint8)).panels == []
+
+
+# ---------------------------------------------------------------- rendered screens: every type, several sizes
+RESOLUTIONS = [(1280, 720, 1.0), (1920, 1080, 1.0), (1920, 1200, 1.0), (2560, 1080, 1.0), (3840, 2160, 1.0),
+               (1920, 1080, 0.8), (1920, 1080, 1.2)]
+SCREEN_TYPES_ALL = ["SPACE_EQ", "GROUND_EQ", "TRAITS", "BOFFS", "SPECIALIZATIONS", "SPACE_MIXED", "GROUND_MIXED",
+                    "UNKNOWN"]
+# Known gaps (bench/layout.py tracks the aggregate figures): kept visible instead of dropped.
+KNOWN_GAPS = {("SPACE_EQ", 1920, 1080, 1.2): "a boff-like false seat next to the equipment panel",
+              ("TRAITS", 2560, 1080, 1.0): "a trait grid taken for a specialisation tree"}
+
+
+def _iou(a, b) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1, a[2] * a[3] + b[2] * b[3] - ix * iy)
+
+
+@pytest.fixture(scope="module")
+def ocr_engine():
+    from warpd.ocr import OcrEngine
+
+    eng = OcrEngine()
+    if not eng.available():
+        pytest.skip("tesseract not installed")
+    return eng
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("screen_type", SCREEN_TYPES_ALL)
+@pytest.mark.parametrize("width,height,ui", RESOLUTIONS)
+def test_rendered_screen_cells_and_type(screen_type, width, height, ui, catalog, ocr_engine, request) -> None:
+    from warpd.screen_type import classify
+    from warpd.synth.screens import RenderOptions, render_screen
+
+    gap = KNOWN_GAPS.get((screen_type, width, height, ui))
+    if gap:
+        request.applymarker(pytest.mark.xfail(reason=gap, strict=False))
+    img, truth = render_screen(screen_type, 11, catalog, RenderOptions(width=width, height=height, ui_scale=ui))
+    rgb = np.asarray(img)
+    layout = find_layout(rgb, ocr_engine)
+    got, conf, _ev = classify(rgb, layout)
+    assert got.value == screen_type and 0.0 <= conf <= 1.0
+    if screen_type == "UNKNOWN":
+        assert layout.cells == []
+        return
+    slots = [s for s in truth["slots"] if not s["slot"].endswith("Specialization")]
+    found = sum(any(_iou(c.bbox, s["bbox"]) >= 0.5 for c in layout.cells) for s in slots)
+    assert found >= 0.85 * len(slots), (found, len(slots))
+    assert all(c.state in ("item", "empty", "locked") for c in layout.cells)
+    for p in layout.panels:  # cell boxes inside the image, rows named only with canonical names
+        for r in p.rows:
+            for c in r.cells:
+                x, y, w, h = c.bbox
+                assert x >= 0 and y >= 0 and x + w <= width and y + h <= height and w > 0 and h > 0
+
+
+def test_line_box_skips_frame_lines() -> None:
+    from warpd.layout import _line_box
+
+    m = np.zeros((60, 200), np.uint8)
+    m[5, :] = 1  # a frame line across the box
+    m[30:42, 20:120:3] = 1  # a text line
+    box = _line_box(m, 0, 200, 0, 60, max_gap=20, min_h=4, max_h=30)
+    assert box is not None and box[1] == 30 and box[3] == 12 and box[0] == 20
+
+
+def test_boff_and_spec_words() -> None:
+    from warpd.layout import _is_boff_text, _is_spec_name
+
+    assert _is_boff_text("Lt. Commander Engineering") and _is_boff_text("Standard Away Team")
+    assert _is_boff_text("Raumstationen") and not _is_boff_text("lorem ipsum dolor")
+    assert _is_spec_name("Miracle Worker") and _is_spec_name("Temporal Operative") and not _is_spec_name("Deflector")

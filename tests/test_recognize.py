@@ -206,39 +206,12 @@ def test_process_help_and_missing_folder(capsys: pytest.CaptureFixture[str], tmp
 
 
 # ------------------------------------------------------------------------------ models folder
-def _template_classifier(path: Path, names: list[str], icons: list[np.ndarray]) -> None:
-    """A real ONNX model: a nearest-template linear classifier over the shared icon tensor."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    feats = np.stack([icon_tensor(i).ravel() for i in icons]).astype(np.float32)
-    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
-    weight = numpy_helper.from_array((feats.T * 20.0).astype(np.float32), "W")
-    h, w = TENSOR_SIZE
-    graph = helper.make_graph(
-        [helper.make_node("Flatten", ["x"], ["f"], axis=1),
-         helper.make_node("LpNormalization", ["f"], ["n"], axis=1, p=2),
-         helper.make_node("MatMul", ["n", "W"], ["logits"])],
-        "templates", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, h, w])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(names)])], [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, path)
-
-
 def _models_folder(tmp_path: Path, catalog: Catalog) -> tuple[Path, list[str]]:
-    from warpd.synth.icons import apply_rarity, name_from_icon_file
+    from tests.modelkit import example_icons, model_files, write_models
 
-    files = sorted((EXAMPLES / "icons").glob("*.png"))
-    names = [name_from_icon_file(f) for f in files]
-    icons = [np.asarray(apply_rarity(Image.open(f).convert("RGB"), "Very Rare").convert("RGB")) for f in files]
-    folder = tmp_path / "models"
-    folder.mkdir()
-    _template_classifier(folder / formats.ICON_ONNX, names, icons)
-    (folder / formats.LABEL_MAP).write_text(json.dumps(formats.label_map_json(names)), encoding="utf-8")
-    (folder / formats.ICON_META).write_text(json.dumps({"n_classes": len(names), "input_size": list(TENSOR_SIZE),
-                                                        "temperature": 0.5}), encoding="utf-8")
-    return folder, names
+    pytest.importorskip("onnx")
+    files = model_files(temperature=0.5)
+    return write_models(tmp_path / "models", files), example_icons()[0]
 
 
 def test_onnx_icon_classifier_is_used_without_a_library(catalog: Catalog, tmp_path: Path) -> None:

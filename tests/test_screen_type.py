@@ -75,3 +75,22 @@ def test_model_cross_check(catalog) -> None:
 
 # Screen-type accuracy on rendered screens (target >= 0.995) lives in bench/layout.py (--strict)
 # while recognition is below it.
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [8, 16, 24, 32, 40, 48, 56, 64])
+def test_gameplay_screens_are_unknown_without_cells(seed, catalog) -> None:
+    """Gameplay screens (hotbars, chat, minimap) with random capture options: UNKNOWN and no cells."""
+    import random
+
+    from warpd.ocr import OcrEngine
+    from warpd.synth.screens import random_options, render_screen
+
+    ocr = OcrEngine()
+    if not ocr.available():
+        pytest.skip("tesseract not installed")
+    img, _t = render_screen("UNKNOWN", seed, catalog, random_options(random.Random(seed)))
+    rgb = np.asarray(img)
+    layout = find_layout(rgb, ocr)
+    st, _conf, _ev = classify(rgb, layout)
+    assert st == ScreenType.UNKNOWN and layout.cells == []

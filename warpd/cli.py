@@ -24,12 +24,14 @@ VERB_MODULES: tuple[str, ...] = (
     "warpd.doctor",
     "warpd.cli_config",
     "warpd.cli_process",
+    "warpd.daemon",
+    "warpd.confirm",
     "warpd.synth.cli",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 # Verbs that only look: they never create the data folder or the install id.
-READ_ONLY_VERBS = frozenset({"doctor", "config"})
+READ_ONLY_VERBS = frozenset({"doctor", "config", "status"})
 
 
 def build_parser() -> argparse.ArgumentParser:

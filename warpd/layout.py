@@ -23,6 +23,12 @@ everything is measured from the pixels.
    is the DP's evidence. Trait grids are named by the header above them, boff seats by their
    marker colour. The ship text band above the first space row is OCR'd for type and tier; the
    ship name's box is reported, its text never read.
+6. **Text gate.** Build screens always carry text. An equipment stack needs text labels left of
+   most rows (one line, or two lines with a blank row between: a neighbouring grid's icons have
+   none). With OCR, trait grids and boff seats on a screen with no equipment, no readable trait
+   header, no seat/boff-header text and not both kinds together are dropped (game hotbars); such a
+   grid with tree spacing is kept as a cell-less specialisation panel, and a grid whose header is a
+   specialisation title becomes one.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ MIN_CELL_H_FRAC = 0.022
 MAX_CELL_H_FRAC = 0.17
 MIN_CELL_H_PX = 14
 # Width / height of a slot cell: equipment ~0.75, traits 0.55..0.95, boff abilities ~0.75.
-MIN_ASPECT, MAX_ASPECT = 0.5, 0.97
+MIN_ASPECT, MAX_ASPECT = 0.5, 1.1
 # A slot row holds at most this many cells (Kit Modules 7); longer runs are inventory grids / trays.
 MAX_ROW_CELLS = 7
 # Cells of one row: heights within this ratio, centres within this fraction of the height.
@@ -70,6 +76,10 @@ MAX_CELL_GAP_W = 0.6
 PITCH_TOL = 0.15
 # a step of two pitches means one hidden cell only when it is exactly two (boff seats are ~1.85 apart)
 HIDDEN_CELL_TOL = 0.08
+# Equipment rows carry a text label left of the panel: searched this many cell widths to the left,
+# and at least this share of a stack's rows must show one (trait grids have bare panel there).
+LABEL_SEARCH_W = 7.0
+LABEL_MIN_SHARE = 0.6
 # Equipment rows: right edges of one panel within this fraction of the cell width.
 ALIGN_TOL_W = 0.3
 # Rows of one panel are at most this many row heights apart (top to top).
@@ -89,6 +99,9 @@ SPEC_MIN_GAP_W = 0.25
 SPEC_MAX_GAP_W = 0.8  # wider: a row of slots with a cell missing
 MARKER_MIN_VAL = 70
 MARKER_MIN_FRACTION = 0.45
+# Label OCR: the line height passed to the OCR's upscaling, as a fraction of the row height; the real
+# label line is ~0.25 of it, so 0.75 means "upscale only text smaller than a third of the OCR target".
+LABEL_OCR_LINE_FACTOR = 0.75
 # Label / header matching (rapidfuzz ratio 0..100).
 LABEL_MIN_SCORE = 60.0
 # rows named from counts alone with at least this confidence skip label OCR; the top rows are always read
@@ -254,6 +267,15 @@ def match_label(text: str, candidates: Iterable[str] | None = None) -> tuple[str
 
     Compares with and without spaces, so "Wissenschafts konsolen" and "Fore\\nWeapons" both match.
     """
+    return _match_label(text, tuple(candidates) if candidates is not None else None)
+
+
+@lru_cache(maxsize=4096)
+def _match_label(text: str, candidates: tuple[str, ...] | None) -> tuple[str | None, float]:
+    """Best canonical name for an OCR'd label or header and a 0..1 score (two-line labels joined).
+
+    Compares with and without spaces, so "Wissenschafts konsolen" and "Fore\\nWeapons" both match.
+    """
     folded = fold_text(text)
     if not folded:
         return None, 0.0
@@ -364,16 +386,23 @@ def foreground_masks(work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     v = cv2.max(cv2.max(work[:, :, 0], work[:, :, 1]), work[:, :, 2])
     h, w = v.shape
     step = BG_POOL_PX
-    pooled = cv2.erode(v, cv2.getStructuringElement(cv2.MORPH_RECT, (step, step)))[step // 2::step, step // 2::step]
     k = max(3, (BG_WINDOW_PX // step) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    # per channel: a tinted tile (trait backgrounds, rarity-tinted icon fields) rises above the panel in
+    # one channel only, which the max-channel image hides when the panel itself is bluish
+    pooled = cv2.erode(work, cv2.getStructuringElement(cv2.MORPH_RECT, (step, step)))[step // 2::step, step // 2::step]
     opened = cv2.dilate(cv2.erode(pooled, kernel), kernel)
-    mean_pool = cv2.resize(v, (pooled.shape[1], pooled.shape[0]), interpolation=cv2.INTER_AREA)
+    mean_pool = cv2.resize(work, (pooled.shape[1], pooled.shape[0]), interpolation=cv2.INTER_AREA)
     median = cv2.medianBlur(mean_pool, k)
     opened = cv2.resize(opened, (w, h), interpolation=cv2.INTER_LINEAR)
     median = cv2.resize(median, (w, h), interpolation=cv2.INTER_LINEAR)
-    bright = (cv2.subtract(v, opened) > FG_THRESHOLD) & (cv2.subtract(v, median) > MEDIAN_MARGIN)
-    dark = cv2.subtract(median, v) > FG_THRESHOLD
+    top = cv2.subtract(work, opened)
+    top = cv2.max(cv2.max(top[:, :, 0], top[:, :, 1]), top[:, :, 2])
+    above = cv2.subtract(work, median)
+    above = cv2.max(cv2.max(above[:, :, 0], above[:, :, 1]), above[:, :, 2])
+    bright = (top > FG_THRESHOLD) & (above > MEDIAN_MARGIN)
+    vmed = cv2.max(cv2.max(median[:, :, 0], median[:, :, 1]), median[:, :, 2])
+    dark = cv2.subtract(vmed, v) > FG_THRESHOLD
     return bright.astype(np.uint8), dark.astype(np.uint8)
 
 
@@ -474,6 +503,15 @@ def _tighten(mask: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int
 
 
 # ---------------------------------------------------------------- stage: rows
+def _med(values: Iterable[float]) -> float:
+    """Median of a short list: numpy's median costs ~15 us a call, and segments ask thousands of times."""
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return float("nan")
+    return float(v[n // 2]) if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
+
+
 @dataclass
 class _Seg:
     """A run of equally spaced, equally tall cells (work pixels)."""
@@ -483,11 +521,11 @@ class _Seg:
 
     @property
     def h(self) -> float:
-        return float(np.median([b[3] for b in self.boxes]))
+        return _med([b[3] for b in self.boxes])
 
     @property
     def w(self) -> float:
-        return float(np.median([b[2] for b in self.boxes]))
+        return _med([b[2] for b in self.boxes])
 
     @property
     def x0(self) -> int:
@@ -499,11 +537,11 @@ class _Seg:
 
     @property
     def y0(self) -> float:
-        return float(np.median([b[1] for b in self.boxes]))
+        return _med([b[1] for b in self.boxes])
 
     @property
     def yc(self) -> float:
-        return float(np.median([b[1] + b[3] / 2 for b in self.boxes]))
+        return _med([b[1] + b[3] / 2 for b in self.boxes])
 
     def pitch(self) -> float | None:
         if len(self.boxes) < 2:
@@ -647,7 +685,40 @@ def _has_marker(hsv: np.ndarray, seg: _Seg) -> tuple[bool, str | None]:
     return True, best
 
 
-def group_panels(segs: list[_Seg], hsv: np.ndarray) -> list[tuple[str, list[_Seg], list[str | None]]]:
+def _label_left(mask: np.ndarray, seg: _Seg, left: float) -> bool:
+    """Whether a text label stands left of an equipment row: the nearest cluster of foreground left
+    of the panel is one line (lower than about half the cell) or two lines with a blank row between
+    them, where a neighbouring grid's icons fill the cell's height without a break. Columns that
+    span the whole band are frame lines and are ignored."""
+    w, h = seg.w, seg.h
+    x0, x1 = int(max(0, left - LABEL_SEARCH_W * w)), int(max(0, left - 0.12 * w))
+    y0, y1 = int(max(0, seg.y0 + 0.03 * h)), int(seg.y0 + 0.97 * h)
+    sub = mask[y0:y1, x0:x1]
+    if sub.size == 0:
+        return False
+    cov = sub.mean(axis=0)
+    cols = np.flatnonzero((cov > 0) & (cov < 0.9))
+    if cols.size == 0:
+        return False
+    right, lo = cols[-1], cols[-1]
+    for c in cols[::-1]:
+        if lo - c > 0.9 * w:
+            break
+        lo = c
+    if right - lo < 0.3 * h:
+        return False
+    part = sub[:, lo:right + 1].copy()
+    part[:, cov[lo:right + 1] >= 0.9] = 0
+    rows = np.flatnonzero(part.any(axis=1))
+    ext_h = rows[-1] - rows[0] + 1
+    if ext_h < 0.55 * h:
+        return True
+    filled = part.any(axis=1)[rows[0]:rows[-1] + 1]
+    return bool((~filled[int(0.2 * ext_h):int(0.8 * ext_h) + 1]).any())
+
+
+def group_panels(segs: list[_Seg], hsv: np.ndarray,
+                 mask: np.ndarray | None = None) -> list[tuple[str, list[_Seg], list[str | None]]]:
     """Group segments into panels and decide each panel's kind from alignment and markers."""
     remaining = sorted(segs, key=lambda s: (s.y0, s.x0))
     # boff ability icons are taller than other slots (h ~ 1.33 w): only such segments can be seats
@@ -681,7 +752,9 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray) -> list[tuple[str, list[_Seg
         counts = [len(t.boxes) for t in stack]
         sgaps = [(t.x1 - t.x0 - len(t.boxes) * t.w) / max(1, len(t.boxes) - 1) for t in stack if len(t.boxes) > 1]
         tree_like = bool(sgaps) and float(np.median(sgaps)) > SPEC_MIN_GAP_W * s.w  # spec nodes stand apart
-        if len(stack) >= 4 and (max(lefts) - min(lefts)) > 0.5 * s.w and len(set(counts)) >= 2 and not tree_like:
+        labelled = mask is None or sum(_label_left(mask, t, min(lefts)) for t in stack) >= LABEL_MIN_SHARE * len(stack)
+        if len(stack) >= 4 and (max(lefts) - min(lefts)) > 0.5 * s.w and len(set(counts)) >= 2 and not tree_like \
+                and labelled:
             for t in stack:
                 used.add(id(t))
             panels.append(("equipment", stack, [None] * len(stack)))
@@ -737,9 +810,9 @@ def _adopt_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], segs: li
                 row.inferred[:0] = t.inferred
                 ostack.clear()
                 oextra.clear()
-        h = float(np.median([s.h for s in stack]))
-        w = float(np.median([s.w for s in stack]))
-        right = float(np.median([s.x1 for s in stack]))
+        h = float(_med([s.h for s in stack]))
+        w = float(_med([s.w for s in stack]))
+        right = float(_med([s.x1 for s in stack]))
         left = min(s.x0 for s in stack)
         ys = sorted(s.y0 for s in stack)
         diffs = np.diff(ys)
@@ -782,7 +855,7 @@ def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> lis
     out = []
     for kind, stack, extra in drafts:
         if kind in ("traits", "specs") and ref is not None:
-            h = float(np.median([s.h for s in stack]))
+            h = float(_med([s.h for s in stack]))
             if abs(h - ref) > PANEL_H_TOL * ref:
                 continue
         if kind == "traits" and boffs is not None and all(
@@ -797,7 +870,7 @@ def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> lis
 def _row_pitch(stack: list[_Seg]) -> float:
     """The horizontal cell pitch of a panel; a segment whose cells all stand two apart (every other
     cell lost) gives twice the pitch, so steps are divided by the whole number of cell widths in them."""
-    w = float(np.median([s.w for s in stack]))
+    w = float(_med([s.w for s in stack]))
     pitches = [p / max(1, round(p / (NEAR_PITCH_W * w))) for p in (s.pitch() for s in stack) if p]
     return float(np.median(pitches)) if pitches else NEAR_PITCH_W * w
 
@@ -820,7 +893,7 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
             lefts = sum(_probe(mask, dark, at(s, -1)) and _probe(mask, dark, at(s, -2)) for s in stack)
             if lefts >= max(2, 0.5 * len(stack)):
                 kind, extra = "traits", [None] * len(stack)
-        right = float(np.median([s.x1 for s in stack]))
+        right = float(_med([s.x1 for s in stack]))
         for seg in stack:
             have = {int(round((b[0] - seg.boxes[0][0]) / pitch)): (b, inf) for b, inf in zip(seg.boxes, seg.inferred)}
             lo, hi = min(have), max(have)
@@ -1025,7 +1098,7 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
     t1 = time.perf_counter()
     hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
     segs = build_segments(boxes, hsv)
-    drafts = group_panels(segs, hsv)
+    drafts = group_panels(segs, hsv, mask)
     _adopt_rows(drafts, segs, mask, dark)
     drafts = [d for d in drafts if d[1]]
     drafts = _prune_panels(_complete_rows(drafts, mask, dark))
@@ -1062,6 +1135,7 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
             panel.environment = "space"
             panel.rows = [Row(None, 0.0, []) for _ in rows]
         panels.append(panel)
+    panels = _gate_by_text(panels, drafts, mask, rgb, f, ocr, texts)
     _split_traits(panels)
     timings["names_ms"] = (time.perf_counter() - t2) * 1e3
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
@@ -1072,7 +1146,7 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
 def _name_equipment_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: np.ndarray,
                           rgb: np.ndarray, f: float, ocr: Any, texts: list[str]) -> None:
     left = min(s.x0 for s in stack)
-    w = float(np.median([s.w for s in stack]))
+    w = float(_med([s.w for s in stack]))
     label_texts = [""] * len(stack)
     if ocr is not None:
         # OCR only the rows the cell counts leave ambiguous (and the top rows, which carry the
@@ -1089,7 +1163,9 @@ def _name_equipment_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mas
             if ext is not None and ext[2] > 2 and ext[3] > 3:
                 boxes.append(_to_full(ext, f, rgb.shape, pad=2))
                 idx.append(i)
-        line_h = 0.25 * float(np.median([s.h for s in stack])) / f
+        # read labels near their own size: tesseract's cost grows with the pixels it is given, and
+        # label text is legible from ~12 px lines (a 1080p label line is ~0.25 of the row height)
+        line_h = LABEL_OCR_LINE_FACTOR * float(_med([s.h for s in stack])) / f
         for i, t in zip(idx, _read_stacked(ocr, rgb, boxes, line_h)):
             label_texts[i] = t
         texts.extend(t for t in label_texts if t)
@@ -1099,35 +1175,154 @@ def _name_equipment_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mas
         row.slot, row.name_confidence, row.label_text = name, conf, t
 
 
+def _line_box(mask: np.ndarray, x0: float, x1: float, y0: float, y1: float,
+              max_gap: float, min_h: float = 3, max_h: float = 1e9) -> tuple[int, int, int, int] | None:
+    """The text line nearest the bottom of a search box (work pixels), starting from its left: frame
+    lines (columns or rows of foreground across the whole box) are ignored. Its tight box, or None."""
+    X0, Y0 = int(max(0, x0)), int(max(0, y0))
+    X1, Y1 = int(max(X0, x1)), int(max(Y0, y1))
+    sub = mask[Y0:Y1, X0:X1].astype(bool)
+    if sub.size == 0 or not sub.any():
+        return None
+    sub = sub & (sub.mean(axis=0) < 0.9)[None, :] & (sub.mean(axis=1) < 0.9)[:, None]
+    rows = sub.mean(axis=1) > 0.03  # speckle from textured backgrounds is not a text row
+    if not rows.any():
+        return None
+    # runs of text rows (bridging 1-px breaks inside a line), the lowest one of a text line's height
+    idx = np.flatnonzero(rows)
+    runs, a, b = [], idx[0], idx[0]
+    for r in idx[1:]:
+        if r - b > 2:
+            runs.append((a, b))
+            a = r
+        b = r
+    runs.append((a, b))
+    runs = [r for r in runs if min_h <= r[1] - r[0] + 1 <= max_h]
+    if not runs:
+        return None
+    start, end = runs[-1]
+    cols = np.flatnonzero(sub[start:end + 1].any(axis=0))
+    lo = hi = cols[0]
+    for c in cols[1:]:
+        if c - hi > max_gap:
+            break
+        hi = c
+    return (X0 + int(lo), Y0 + int(start), int(hi - lo + 1), int(end - start + 1))
+
+
+def _read_box(ocr: Any, rgb: np.ndarray, box: tuple[int, int, int, int] | None, f: float) -> str:
+    if ocr is None or box is None or box[2] < 4:
+        return ""
+    fb = _to_full(box, f, rgb.shape, pad=2)
+    try:
+        return ocr.read_line(rgb[fb[1]:fb[1] + fb[3], fb[0]:fb[0] + fb[2]], LABEL_WHITELIST).text
+    except Exception:  # noqa: BLE001 - OCR is evidence, never a reason to fail the layout
+        return ""
+
+
 def _name_trait_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: np.ndarray,
                       rgb: np.ndarray, f: float, ocr: Any, texts: list[str]) -> None:
-    """Name a trait grid by the header line just above its first row."""
+    """Name a trait grid by the header line just above its first row (a specialisation title above
+    it makes it a specialisation tree)."""
     top = stack[0]
-    h = top.h
+    h, w = top.h, top.w
     header = ""
     if ocr is not None:
-        y1 = int(top.y0 - 0.08 * h)
-        y0 = int(top.y0 - 0.75 * h)
-        x0 = int(top.x0 - 0.1 * top.w)
-        x1 = int(top.x0 + 6 * top.w)
-        sub = mask[max(0, y0):max(0, y1), max(0, x0):x1]
-        if sub.size and sub.any():
-            rows = np.flatnonzero(sub.any(axis=1))
-            cols = np.flatnonzero(sub.any(axis=0))
-            box = (max(0, x0) + int(cols[0]), max(0, y0) + int(rows[0]), int(cols[-1] - cols[0] + 1),
-                   int(rows[-1] - rows[0] + 1))
-            fb = _to_full(box, f, rgb.shape, pad=2)
-            try:
-                header = ocr.read_line(rgb[fb[1]:fb[1] + fb[3], fb[0]:fb[0] + fb[2]]).text
-            except Exception:  # noqa: BLE001
-                header = ""
+        box = _line_box(mask, top.x0 - 0.15 * w, top.x0 + 6 * w, top.y0 - 0.8 * h, top.y0 - 0.05 * h, 1.0 * w,
+                        0.12 * h, 0.6 * h)
+        header = _read_box(ocr, rgb, box, f)
     if header:
         texts.append(header)
-    name, score = match_label(header, sorted(TRAIT_HEADERS)) if header else (None, 0.0)
+    name, score = match_label(header, sorted(TRAIT_HEADERS) + list(SPEC_HEADERS)) if header else (None, 0.0)
     panel.header = header
+    if name in SPEC_HEADERS or (not name and header and _is_spec_name(header)):
+        panel.kind, panel.environment = "specs", "space"
+        panel.rows = [Row(None, 0.0, []) for _ in panel.rows]
+        return
     panel.environment = ("ground" if name and "Ground" in name else "space") if name else None
     for row in panel.rows:
         row.slot, row.name_confidence, row.label_text = name, score, header
+
+
+def _spec_names() -> tuple[str, ...]:
+    names = {"command officer", "intelligence officer", "miracle worker", "pilot", "temporal operative",
+             "constable", "commando", "strategist"}
+    try:
+        with UI_TRANSLATIONS.open(encoding="utf-8") as fh:
+            for r in csv.reader(line for line in fh if not line.lstrip().startswith("#")):
+                if len(r) >= 4 and r[0] == "spec_name":
+                    names.add(fold_text(r[1]))
+                    names.add(fold_text(r[3]))
+    except OSError:
+        pass
+    return tuple(sorted(names))
+
+
+SPEC_NAMES = _spec_names()
+
+
+def _is_spec_name(text: str) -> bool:
+    """A specialisation's title (the line above its tree), English or German."""
+    folded = fold_text(text)
+    return len(folded) >= 4 and any(fuzz.ratio(folded, n) >= 80 for n in SPEC_NAMES)
+
+
+SEAT_WORDS = ("tactical", "engineering", "science", "operations", "universal", "intelligence", "command",
+              "pilot", "miracle", "worker", "temporal", "ensign", "lieutenant", "commander",
+              "taktik", "technik", "wissenschaft", "universell", "geheimdienst", "kommando", "fahnrich",
+              "leutnant", "kommandant")
+
+
+def _is_boff_text(text: str) -> bool:
+    """A seat's rank/profession line or a boff panel header (English or German)."""
+    name, score = match_label(text, BOFF_HEADERS)
+    if name and score >= 0.75:
+        return True
+    for word in fold_text(text).split():
+        if len(word) >= 4 and any(fuzz.ratio(word, v) >= 80 or (len(word) >= 6 and v.startswith(word[:6]))
+                                  for v in SEAT_WORDS):
+            return True
+    return False
+
+
+def _gate_by_text(panels: list[Panel], drafts: list, mask: np.ndarray, rgb: np.ndarray, f: float,
+                  ocr: Any, texts: list[str]) -> list[Panel]:
+    """Build screens always carry text: row labels, trait headers, seat titles. Trait grids and boff
+    seats with none of it (game hotbars, inventory strips) are not panels. Only applied with OCR."""
+    if ocr is None:
+        return panels
+    named_traits = any(p.kind == "traits" and p.rows and p.rows[0].slot for p in panels)
+    equipment = any(p.kind == "equipment" for p in panels)
+    # boff seats AND trait grids side by side (several of each) is itself a build screen's structure,
+    # where a washed-out theme may leave every header unread; a hotbar gives one kind or a couple of rows
+    seats = sum(len(st) for k, st, _e in drafts if k == "boffs")
+    trait_rows = sum(len(st) for k, st, _e in drafts if k == "traits")
+    if seats >= 2 and trait_rows >= 3:
+        named_traits = True
+    out = []
+    for p, (kind, stack, _e) in zip(panels, drafts):
+        if p.kind == "traits" and not p.rows[0].slot and not equipment and not named_traits:
+            # cells standing well apart (not a slot grid's near-touching ones): a specialisation tree
+            # whose titles were not read; it carries no slots either way
+            gaps = [(t.x1 - t.x0 - len(t.boxes) * t.w) / max(1, len(t.boxes) - 1) for t in stack
+                    if len(t.boxes) > 1]
+            if len(stack) >= 2 and gaps and _med(gaps) > SPEC_MIN_GAP_W * stack[0].w:
+                p.kind, p.environment = "specs", "space"
+                p.rows = [Row(None, 0.0, []) for _ in p.rows]
+                out.append(p)
+            continue
+        if p.kind == "boffs":
+            ymin = min(s.y0 for s in stack)
+            top = min((s for s in stack if s.y0 - ymin < 0.5 * s.h), key=lambda s: s.x0)
+            box = _line_box(mask, top.x0 - 0.8 * top.w, top.x0 + 6 * top.w, top.y0 - 0.9 * top.h,
+                            top.y0 - 0.04 * top.h, 1.0 * top.w, 0.12 * top.h, 0.6 * top.h)
+            text = _read_box(ocr, rgb, box, f)
+            if text:
+                texts.append(text)
+            if not _is_boff_text(text) and not named_traits and not equipment:
+                continue
+        out.append(p)
+    return out
 
 
 def _split_traits(panels: list[Panel]) -> None:
@@ -1139,7 +1334,7 @@ def _ship_text(stack: list[_Seg], work: np.ndarray, mask: np.ndarray, rgb: np.nd
                ocr: Any) -> ShipTextRegion | None:
     """Find the name and type/tier lines above the first space equipment row; OCR only the type/tier lines."""
     top = stack[0]
-    h = float(np.median([s.h for s in stack]))
+    h = float(_med([s.h for s in stack]))
     right = int(max(s.x1 for s in stack) + 0.3 * h)
     left = int(min(s.x0 for s in stack) - 6 * h)
     y1 = int(top.y0 - 0.1 * h)

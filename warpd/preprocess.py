@@ -106,3 +106,22 @@ def canonical_crop(crop_rgb: np.ndarray) -> np.ndarray:
     so its stored crops and knowledge hashes stay comparable.
     """
     return np.ascontiguousarray(resize(as_rgb(crop_rgb), (CANONICAL_SIZE, CANONICAL_SIZE)))
+
+
+def screen_sample(rgb_image: np.ndarray, blackout: Sequence[Sequence[float] | None] = (),
+                  max_side: int = 224) -> np.ndarray:
+    """The screen-type training sample: the whole frame shrunk to ``max_side`` with boxes blacked out.
+
+    Privacy first: the ship-name box (and any other box given) is filled black on the full-size
+    image *before* shrinking, so not a pixel of it survives; no full screenshot ever leaves the
+    machine, only this. The aspect ratio is kept (the classifier letterboxes it).
+    """
+    img = as_rgb(rgb_image).copy()
+    height, width = img.shape[:2]
+    for box in blackout:
+        if box is None:
+            continue
+        x, y, w, h = clamp_bbox(box, width, height)
+        img[y:y + h, x:x + w] = 0
+    scale = min(1.0, max_side / max(height, width))
+    return resize(img, (max(1, round(height * scale)), max(1, round(width * scale))))

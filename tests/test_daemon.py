@@ -1,0 +1,186 @@
+"""The daemon on real files and real watchdog events: recognise, queue questions, answer, survive kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from warpd.config import load_config
+from warpd.daemon import Daemon, InstanceLock
+from warpd.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+
+def _cfg(tmp_path: Path, **extra: str):
+    overrides = [f"paths.data_dir={json.dumps(str(tmp_path / 'data'))}",
+                 f"paths.icons_dir={json.dumps(str(EXAMPLES / 'icons'))}",
+                 "watch.stable_s=0.2", "watch.reconcile_interval_s=1.0", "tray.enabled=false"]
+    overrides += [f"{k.replace('__', '.')}={v}" for k, v in extra.items()]
+    return load_config(None, overrides, env={})
+
+
+def _wait(cond, timeout: float = 30.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def _variant(src: Path, dst: Path, k: int) -> None:
+    """A copy with one pixel changed: new content (new hash), same screen."""
+    img = cv2.imread(str(src), cv2.IMREAD_COLOR)
+    img[0, k % img.shape[1]] = (k % 256, 7, 7)
+    ok, data = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    assert ok
+    tmp = dst.with_suffix(".tmp")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, dst)
+
+
+@pytest.fixture()
+def daemon(tmp_path: Path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    d = Daemon(_cfg(tmp_path), folders=[shots], use_tray=False)
+    d.start()
+    yield d
+    d.stop()
+    d.store.close()
+
+
+def test_new_screenshots_are_read_once_and_questions_queued(daemon: Daemon, tmp_path: Path) -> None:
+    shots = daemon.folders[0]
+    shutil.copy(EXAMPLES / "space_eq_000007.jpg", shots / "a.jpg")
+    shutil.copy(EXAMPLES / "traits_000009.png", shots / "b.png")
+    (shots / "notes.png").write_text("not an image")
+    assert _wait(lambda: daemon.counters.processed == 2)
+    shutil.copy(EXAMPLES / "space_eq_000007.jpg", shots / "a-again.jpg")  # same content, new name
+    assert _wait(lambda: daemon.counters.duplicates == 1)
+    assert daemon.counters.processed == 2 and daemon.store.screenshot_counts()["done"] == 2
+    results = sorted((daemon.output / "results").glob("*.json"))
+    assert [p.name.split(".")[0] for p in results] == ["a", "b"]
+    assert list(daemon.output.glob("*.json")), "a build file is written"
+    waiting = daemon.store.waiting()
+    stored = [daemon.store.screenshot(s.screenshot_sha).result for s in waiting]
+    for q, result in zip(waiting, stored):
+        if q.kind == "item":
+            entry = next(e for e in result["slots"] if e["slot"] == q.slot and e["index"] == q.index
+                         and tuple(e["bbox"]) == q.bbox)
+            assert entry["decision"] == "ask" and q.crop and q.candidates
+    status = daemon.store.status()
+    assert status["folders"] == [str(shots)] and status["counters"]["processed"] == 2
+
+
+def test_an_answer_becomes_training_data_and_updates_the_result(daemon: Daemon) -> None:
+    shots = daemon.folders[0]
+    shutil.copy(EXAMPLES / "space_eq_000007.jpg", shots / "a.jpg")
+    assert _wait(lambda: daemon.counters.processed == 1)
+    items = [q for q in daemon.store.waiting() if q.kind == "item"]
+    if not items:
+        pytest.skip("the example screen produced no question to answer")
+    q = items[0]
+    name = q.candidates[0][0]
+    before = len(daemon.engine().session)
+    daemon.choose(q.id, name)
+    assert len(daemon.engine().session) == before + 1  # the very next screenshot benefits
+    crop = daemon.paths.crops / f"{q.crop_sha256}.png"
+    assert crop.is_file()
+    result = daemon.store.screenshot(q.screenshot_sha).result
+    entry = next(e for e in result["slots"] if e["slot"] == q.slot and e["index"] == q.index
+                 and tuple(e["bbox"]) == q.bbox)
+    assert entry["item"] == name and entry["decision"] == "auto"
+    assert all(p.id != q.id for p in daemon.store.waiting())
+
+
+def test_one_instance_per_user(tmp_path: Path) -> None:
+    first, second = InstanceLock(tmp_path / "l"), InstanceLock(tmp_path / "l")
+    assert first.acquire()
+    try:
+        code = subprocess.run([sys.executable, "-c", "import sys; from warpd.daemon import InstanceLock; "
+                               f"sys.exit(0 if InstanceLock(__import__('pathlib').Path({str(tmp_path / 'l')!r}))"
+                               ".acquire() else 3)"], timeout=60).returncode
+        assert code == 3 and first.holder() == str(os.getpid())
+    finally:
+        first.release()
+    assert second.acquire()
+    second.release()
+
+
+@pytest.mark.slow
+def test_kill_9_in_a_burst_loses_nothing_and_reads_nothing_twice(tmp_path: Path) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    env = dict(os.environ, WARPD_PATHS__DATA_DIR=str(tmp_path / "data"),
+               WARPD_PATHS__ICONS_DIR=str(EXAMPLES / "icons"), WARPD_WATCH__STABLE_S="0.2",
+               PYTHONPATH=str(REPO))
+    sources = [EXAMPLES / n for n in ("traits_000009.png", "boffs_000010.png", "space_eq_000007.jpg")]
+    n_files = 24
+    for k in range(n_files):
+        _variant(sources[k % len(sources)], shots / f"shot_{k:03d}.png", k)
+    cmd = [sys.executable, "-m", "warpd", "run", "--no-tray", "--folder", str(shots)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = tmp_path / "data" / "state.sqlite3"
+    try:
+        assert _wait(lambda: db.exists() and _done(db) >= 3, timeout=120), "the daemon processed nothing"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    killed_at = _done(db)
+    assert killed_at < n_files, "the kill came too late to test anything"
+    rerun = subprocess.run(cmd + ["--exit-when-idle"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    store = Store.__new__(Store)
+    from warpd.paths import DataPaths
+
+    store = Store(DataPaths(tmp_path / "data"))
+    try:
+        counts = store.screenshot_counts()
+        assert counts["done"] == n_files and counts["queued"] == counts["processing"] == 0
+        assert store.integrity_check() == "ok"
+        results = list((tmp_path / "data" / "builds" / "results").glob("*.json"))
+        assert len(results) == n_files  # each screenshot's result exactly once
+        shas = {s.screenshot_sha for s in store.waiting()}
+        questions = store.waiting()
+        keys = [(q.screenshot_sha, q.kind, q.slot, q.index) for q in questions]
+        assert len(keys) == len(set(keys)) and shas <= {p.stem.split(".")[1] for p in results} | shas
+    finally:
+        store.close()
+
+
+def _done(db: Path) -> int:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM screenshots WHERE status = 'done'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_status_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from warpd.cli import main
+
+    monkeypatch.setenv("WARPD_PATHS__DATA_DIR", str(tmp_path / "data"))
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "never run"
+    Store(__import__("warpd.paths", fromlist=["DataPaths"]).DataPaths(tmp_path / "data")).close()
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["running"] is False and "pending" in status
