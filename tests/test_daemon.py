@@ -184,3 +184,26 @@ def test_status_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeyp
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["running"] is False and "pending" in status
+
+
+def test_answers_from_warpd_confirm_in_another_process_reach_the_daemon(daemon: Daemon) -> None:
+    shots = daemon.folders[0]
+    shutil.copy(EXAMPLES / "space_eq_000007.jpg", shots / "a.jpg")
+    assert _wait(lambda: daemon.counters.processed == 1)
+    items = [q for q in daemon.store.waiting() if q.kind == "item"]
+    if not items:
+        pytest.skip("the example screen produced no question to answer")
+    q = items[0]
+    name = q.candidates[-1][0]
+    env = dict(os.environ, WARPD_PATHS__DATA_DIR=str(daemon.paths.root), PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "warpd", "confirm", "--id", str(q.id), "--name", name],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before = len(daemon.engine().session)
+    assert daemon.apply_external_answers() == 1
+    assert len(daemon.engine().session) == before + 1
+    result = daemon.store.screenshot(q.screenshot_sha).result
+    entry = next(e for e in result["slots"] if e["slot"] == q.slot and e["index"] == q.index
+                 and tuple(e["bbox"]) == q.bbox)
+    assert entry["item"] == name
+    assert daemon.apply_external_answers() == 0  # applied once

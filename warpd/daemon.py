@@ -148,6 +148,9 @@ class Daemon:
         self.watcher = Watcher(self.folders, self.enqueue, cfg_watch=cfg.watch, on_failed=self._on_failed,
                                known=self.store.known)
         self._worker = threading.Thread(target=self._work, name="warpd-worker", daemon=True)
+        self._housekeeper = threading.Thread(target=self._housekeeping, name="warpd-answers", daemon=True)
+        self._answers_seen = self.store.last_annotation_id()
+        self._applied: set[int] = set()
 
     # ---------------------------------------------------------------- engine
     def engine(self) -> Any:
@@ -162,7 +165,9 @@ class Daemon:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        """Resume unfinished work, then start the worker and the watcher."""
+        """Repair what a crash left, resume unfinished work, then start the worker and the watcher."""
+        self.store.repair_mirror()
+        self.store.sweep_temp_files()
         for shot in self.store.resume():
             for p in shot.paths:
                 if Path(p).is_file():
@@ -171,6 +176,7 @@ class Daemon:
             else:
                 self.store.fail(shot.sha, "the file is gone")
         self._worker.start()
+        self._housekeeper.start()
         self.watcher.start()
         if self.sync is not None:
             self.sync.start()
@@ -271,6 +277,10 @@ class Daemon:
         self._write_result_file(path, sha, result)
         if ship_key:
             self.write_build(ship_key)
+        if self.exit_when_idle:  # a one-shot run shows its results as `warpd process` does
+            from warpd.recognize import summary_line
+
+            print(summary_line(result), flush=True)
         asked = sum(1 for q in questions if q.kind == "item")
         log.info("%s: %s, %d slots, %d to confirm", path.name, result["screen_type"], len(result["slots"]), asked)
         if questions:
@@ -344,6 +354,32 @@ class Daemon:
         os.replace(tmp, target)
 
     # ---------------------------------------------------------------- answers (tray and CLI)
+    def _housekeeping(self) -> None:
+        """Answers given with ``warpd confirm`` in another process reach this daemon within a few seconds."""
+        interval = float(getattr(self.cfg.state, "answers_poll_s", 5.0))
+        while not self.stopped.wait(interval):
+            try:
+                self.apply_external_answers()
+            except Exception:  # noqa: BLE001 - housekeeping must not stop the daemon
+                log.exception("Applying answers from 'warpd confirm' failed; tried again shortly")
+
+    def apply_external_answers(self) -> int:
+        """Apply answers recorded since the last look that this process did not make itself."""
+        applied = 0
+        for annotation_id, item, annotation in self.store.answers_after(self._answers_seen):
+            self._answers_seen = max(self._answers_seen, annotation_id)
+            if item.id in self._applied:
+                continue
+            self._applied.add(item.id)
+            if item.kind == "item" and self._engine is not None and item.crop:
+                self._engine.remember(annotation.name, annotation.slot, _decode_png(item.crop))
+            self._apply_to_result(item, annotation.name)
+            applied += 1
+        if applied:
+            log.info("Applied %d answer(s) given with 'warpd confirm'", applied)
+            self._refresh_tray()
+        return applied
+
     def answer(self, item_id: int, name: str | None, how: str = "choose") -> None:
         """Apply an answer: store it, teach the engine, update the stored result and the build."""
         item = self.store.pending(item_id)
@@ -364,6 +400,7 @@ class Daemon:
             if confirmed is not None and item.kind == "item" and self._engine is not None:
                 self._engine.remember(confirmed.annotation.name, confirmed.annotation.slot,
                                       _decode_png(confirmed.crop_png))
+        self._applied.add(item_id)
         if name and how != "skip":
             self._apply_to_result(item, name)
         self._refresh_tray()

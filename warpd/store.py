@@ -929,6 +929,26 @@ class Store:
                                    (int(after_id),)).fetchall()
         return [(r[0], parse_annotation(json.loads(r[1]))) for r in rows]
 
+    def answers_after(self, annotation_id: int) -> list[tuple[int, Pending, Annotation]]:
+        """Answered questions whose annotation id is above ``annotation_id``, in order.
+
+        The running daemon applies answers given with ``warpd confirm`` in another process: the
+        stored result and the ship's build follow, and the crop feeds its session examples.
+        Imported annotations (no question) are not listed.
+        """
+        rows = self._con().execute("SELECT id, pending_id, record FROM annotations WHERE id > ? "
+                                   "AND pending_id IS NOT NULL ORDER BY id", (int(annotation_id),)).fetchall()
+        out = []
+        for row in rows:
+            item = self.pending(int(row["pending_id"]))
+            if item is not None:
+                out.append((int(row["id"]), item, parse_annotation(json.loads(row["record"]))))
+        return out
+
+    def last_annotation_id(self) -> int:
+        row = self._con().execute("SELECT MAX(id) FROM annotations").fetchone()
+        return int(row[0] or 0)
+
     # ------------------------------------------------------------ local files
     @property
     def mirror_path(self) -> Path:
