@@ -32,12 +32,12 @@ import functools
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from warpd.fsutil import write_atomic
 from warpd.catalog import RARITIES, Catalog, Ship
 from warpd.slots import (
     GROUND_EQUIPMENT,
@@ -791,20 +791,7 @@ def write_build(build: Mapping[str, Any], path: str | os.PathLike) -> Path:
     SETS (or the user) may open the file at any moment; it must never see half a build.
     """
     target = Path(path)
-    text = build_json(build)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
+    write_atomic(target, build_json(build).encode("ascii"))
     return target
 
 

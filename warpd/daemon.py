@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from warpd.cli import EXIT_FAILURE, EXIT_OK, print_json
+from warpd.fsutil import write_atomic
 from warpd.load import ImageLoadError, LoadedImage, load_image
 from warpd.paths import DataPaths, data_paths, output_dir
 from warpd.preprocess import canonical_crop, clamp_bbox, crop_to_icon, screen_sample
@@ -348,10 +349,8 @@ class Daemon:
     def _write_result_file(self, path: Path, sha: str, result: dict[str, Any]) -> None:
         folder = self.output / RESULTS_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{path.stem}.{sha[:8]}.json"
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, target)
+        write_atomic(folder / f"{path.stem}.{sha[:8]}.json",
+                     json.dumps(result, ensure_ascii=False, indent=1).encode("utf-8"))
 
     # ---------------------------------------------------------------- answers (tray and CLI)
     def _housekeeping(self) -> None:

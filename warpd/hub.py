@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, TypeVar
 
+from warpd.fsutil import write_atomic
+
 # huggingface_hub reads these when it is imported: set them before anything imports it.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -673,18 +675,7 @@ class DirHub(Hub):
 
     @staticmethod
     def _atomic_write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, data)
 
     @contextlib.contextmanager
     def _locked(self, repo: Path) -> Iterator[None]:
@@ -896,18 +887,7 @@ def save_token(token_file: Path, token: str) -> None:
         raise ValueError("a hub token is one word with no spaces")
     token_file = Path(token_file)
     token_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = token_file.with_name(f".{token_file.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(token.encode("utf-8") + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, token_file)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(token_file, token.encode("utf-8") + b"\n", mode=0o600)
 
 
 __all__ = [

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from warpd.fsutil import write_atomic
 from warpd.formats import (
     ANNOTATIONS_JSONL,
     MAX_LABEL_CHARS,
@@ -311,40 +312,8 @@ def item_crop_png(crop_rgb: Any) -> bytes:
 
 
 def atomic_write(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` via temp file + fsync + rename (+ folder fsync).
-
-    Returns False when the file already holds exactly these bytes (content-addressed files are
-    written once), True when it was (re)written. A reader never sees a half-written file.
-    """
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); Windows cannot open folders, and NTFS journals renames."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Content-addressed files are written once: see :func:`warpd.fsutil.write_atomic`."""
+    return write_atomic(path, data, skip_same=True)
 
 
 def _check_sha(sha: str, what: str = "sha") -> str:
