@@ -254,3 +254,16 @@ def test_models_hot_reload(catalog: Catalog, tmp_path: Path) -> None:
     folder, _ = _models_folder(tmp_path, catalog)
     eng.reload_models(folder)
     assert eng.models.icon is not None
+
+
+def test_pieces_of_a_split_row_get_one_index_sequence() -> None:
+    from warpd.recognize import _renumber_split_rows, slot_entry
+
+    left = [slot_entry("Devices", i, (100 + 55 * i, 50, 49, 64), "item") for i in range(2)]
+    right = [slot_entry("Devices", i, (100 + 55 * (3 + i), 52, 49, 64), "item") for i in range(2)]  # one gap
+    seats = [slot_entry("Boff Tactical", i, (500 + 55 * i, 300, 49, 64), "item") for i in range(2)] + [
+        slot_entry("Boff Tactical", i, (800 + 55 * i, 300, 49, 64), "item") for i in range(2)]
+    entries = left + right + seats
+    _renumber_split_rows(entries)
+    assert [e["index"] for e in left + right] == [0, 1, 3, 4]
+    assert [e["index"] for e in seats] == [0, 1, 0, 1]  # two seats of one profession stay apart

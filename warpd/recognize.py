@@ -104,6 +104,13 @@ def fuse(votes: Sequence[Vote]) -> tuple[Vote | None, float]:
     return best, float(min(best.probability, 1.0 - dissent))
 
 
+# Which slot groups a panel kind can hold (a row is only ever named within its panel's kind).
+PANEL_SLOT_KINDS: dict[str, frozenset[str]] = {
+    "equipment": frozenset({"equipment"}), "traits": frozenset({"trait", "starship_trait"}),
+    "boffs": frozenset({"boff"}),
+}
+
+
 @dataclass
 class CellJob:
     """One item cell to identify, with where it is and which names are allowed there."""
@@ -116,6 +123,18 @@ class CellJob:
     candidates: list[str]
     votes: list[Vote] = field(default_factory=list)
     ranked: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class _RowWork:
+    """One layout row on its way to contract entries: its (possibly renamed) slot and its cells."""
+
+    slot: str | None
+    env: str
+    env_unseen: bool
+    kinds: frozenset[str]
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[tuple[dict[str, Any], CellJob]] = field(default_factory=list)
 
 
 class Engine:
@@ -262,67 +281,84 @@ class Engine:
 
     def _read_slots(self, rgb: np.ndarray, layout: Layout, models: ModelSet,
                     screen: ScreenType) -> list[dict[str, Any]]:
-        """Every named row's cells as contract entries; item cells identified in one batch."""
-        entries: list[dict[str, Any]] = []
-        rows: list[list[tuple[dict[str, Any], CellJob]]] = []
+        """Every row's cells as contract entries; item cells identified in one batch.
+
+        A row the layout could not name is still read: its icons are matched against the whole
+        library and the row takes the slot those icons belong to (:meth:`_relabel_row`). Rows that
+        stay nameless are left out (the contract needs a slot name).
+        """
+        rows: list[_RowWork] = []
         for panel in layout.panels:
+            kinds = PANEL_SLOT_KINDS.get(panel.kind)
+            if not kinds:
+                continue
             for row in panel.rows:
-                if row.slot is None or row.slot not in SLOT_GROUPS:
-                    continue
+                slot = row.slot if row.slot in SLOT_GROUPS else None
                 env_unseen = panel.environment is None and _screen_environment(screen) is None
-                env = panel.environment or _screen_environment(screen) or SLOT_GROUPS[row.slot].environment
-                row_jobs = []
+                env = (panel.environment or _screen_environment(screen)
+                       or (SLOT_GROUPS[slot].environment if slot else "space"))
+                work = _RowWork(slot, env, env_unseen, kinds)
                 for cell in row.cells:
-                    entry = slot_entry(row.slot, cell.index, cell.bbox, cell.state)
-                    entries.append(entry)
+                    entry = slot_entry(slot or "", cell.index, cell.bbox, cell.state)
+                    work.entries.append(entry)
                     if cell.state == "item":
-                        crop = crop_to_icon(rgb, cell.bbox)
-                        cands = self._candidates(row.slot, env, env_unseen)
-                        row_jobs.append((entry, CellJob(row.slot, env, cell.index, tuple(cell.bbox), crop, cands)))
-                rows.append(row_jobs)
-        jobs = [job for row_jobs in rows for _, job in row_jobs]
+                        cands = self._candidates(slot, env, env_unseen) if slot else []
+                        work.jobs.append((entry, CellJob(slot or "", env, cell.index, tuple(cell.bbox),
+                                                         crop_to_icon(rgb, cell.bbox), cands)))
+                rows.append(work)
+        jobs = [job for work in rows for _, job in work.jobs]
         if jobs:
             self._identify(jobs, models)
-            redo = [job for row_jobs in rows for job in self._relabel_row(row_jobs)]
+            redo = [job for work in rows for job in self._relabel_row(work)]
             if redo:
                 self._identify(redo, models)
-            for row_jobs in rows:
-                for entry, job in row_jobs:
-                    entry["slot"] = job.slot
+            for work in rows:
+                for entry, job in work.jobs:
                     self._fill_entry(entry, job)
+        entries = []
+        for work in rows:
+            if work.slot:
+                for entry in work.entries:
+                    entry["slot"] = work.slot
+                    entries.append(entry)
+        _renumber_split_rows(entries)
         return entries
 
-    def _relabel_row(self, row_jobs: list[tuple[dict[str, Any], CellJob]]) -> list[CellJob]:
-        """Rename a row whose icons say it is another slot; returns its jobs, reset, to identify again.
+    def _relabel_row(self, work: "_RowWork") -> list[CellJob]:
+        """Name (or rename) a row by its icons; returns its jobs, reset, to identify again.
 
-        Label OCR can misname a row (a trait panel's headers are far from its rows). When most of
-        a row's item cells are matched clearly better by icons that slot cannot hold, and those
-        icons all belong to one other slot of the same environment, the icons are the better
-        evidence. The cells are then identified again among that slot's items.
+        Label OCR can misname a row or not read it at all (a trait panel's headers are far from
+        its rows). When most of a row's item cells are matched clearly better by icons its slot
+        cannot hold, and those icons belong to one other slot of the same kind of panel and
+        environment, the icons are the better evidence. The cells are then identified again
+        among that slot's items.
         """
-        jobs = [job for _, job in row_jobs]
+        jobs = [job for _, job in work.jobs]
         strong = [v for job in jobs for v in job.votes
                   if not v.eligible and v.probability >= self.settings.relabel_min_probability]
         if not jobs or len(strong) < self.settings.relabel_min_share * len(jobs):
             return []
-        env, current = jobs[0].environment, jobs[0].slot
         support: dict[str, int] = {}
-        for slot in SLOT_GROUPS:
-            if slot == current or SLOT_GROUPS[slot].environment not in (env, None):
+        size: dict[str, int] = {}
+        for slot, group in SLOT_GROUPS.items():
+            if slot == work.slot or group.kind not in work.kinds:
                 continue
-            allowed = set(self.catalog.items_for_slot(slot, env))
-            hits = sum(1 for v in strong if v.name in allowed)
+            if group.kind != "boff" and group.environment != work.env:  # boff seats serve both
+                continue
+            allowed = self._candidates(slot, work.env, work.env_unseen)
+            hits = sum(1 for v in strong if v.name in set(allowed))
             if hits:
-                support[slot] = hits
+                support[slot], size[slot] = hits, len(allowed)
         if not support:
             return []
-        best = max(support, key=lambda k: (support[k], -len(self.catalog.items_for_slot(k, env))))
+        best = max(support, key=lambda k: (support[k], -size[k]))
         if support[best] < self.settings.relabel_min_share * len(jobs):
             return []
-        log.debug("row %s relabelled %s by its icons (%d of %d cells)", current, best, support[best], len(jobs))
+        log.debug("row %s named %s by its icons (%d of %d cells)", work.slot, best, support[best], len(jobs))
+        work.slot = best
+        cands = self._candidates(best, work.env, work.env_unseen)
         for job in jobs:
-            job.slot, job.votes, job.ranked = best, [], []
-            job.candidates = self.catalog.items_for_slot(best, env)
+            job.slot, job.votes, job.ranked, job.candidates = best, [], [], cands
         return jobs
 
     def _identify(self, jobs: list[CellJob], models: ModelSet) -> None:
@@ -415,6 +451,38 @@ class Engine:
                      "confidence": round(float(match.confidence if match.ship_name else 0.0), 4),
                      "type_text": match.raw_type, "tier_text": match.raw_tier})
         return ship
+
+
+def _renumber_split_rows(entries: list[dict[str, Any]]) -> None:
+    """Give one index sequence to the pieces of a row the layout split (a gap, a cursor).
+
+    Pieces of one slot on one line are one row, counted from its leftmost cell by the cell
+    pitch. Boff seats are left alone: two seats of one profession legitimately share a line.
+    """
+    lines: dict[str, list[list[dict[str, Any]]]] = {}
+    for entry in entries:
+        if entry["slot"].startswith("Boff "):
+            continue
+        groups = lines.setdefault(entry["slot"], [])
+        y, h = entry["bbox"][1], entry["bbox"][3]
+        for group in groups:
+            gy, gh = group[0]["bbox"][1], group[0]["bbox"][3]
+            if abs((y + h / 2) - (gy + gh / 2)) < 0.5 * max(h, gh):
+                group.append(entry)
+                break
+        else:
+            groups.append([entry])
+    for groups in lines.values():
+        for group in groups:
+            if len({e["index"] for e in group}) == len(group):
+                continue  # already one sequence
+            group.sort(key=lambda e: e["bbox"][0])
+            xs = [e["bbox"][0] for e in group]
+            steps = [b - a for a, b in zip(xs, xs[1:]) if b > a]
+            pitch = min(steps) if steps else 1
+            base = group[0]["index"]
+            for e in group:
+                e["index"] = base + int(round((e["bbox"][0] - xs[0]) / pitch))
 
 
 def _screen_environment(screen: ScreenType) -> str | None:
