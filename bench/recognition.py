@@ -135,7 +135,7 @@ class Scores:
             ok = top == cell["item"]
             self.c["top1_ok"] += ok
             self.conf.append(float(s["confidence"]))
-            self.correct.append(s["item"] == cell["item"])
+            self.correct.append(ok)  # the top answer (item, or first candidate when unread) is right
             if s["decision"] == "auto" and s["state"] == "item":
                 self.c["auto"] += 1
                 self.c["auto_ok"] += s["item"] == cell["item"]
@@ -209,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
                             ("icon_top1", "0.98"), ("auto_correct", "0.997"), ("auto_share", ""),
                             ("ask_share", ""), ("ece", ""), ("ship_exact", "0.97")):
             print(f"  {key:<15} {fig[key]:.4f}" + (f"  [{target}]" if target else ""))
+        conf, corr = np.array(scores.conf), np.array(scores.correct, float)
+        bins = np.minimum((conf * 5).astype(int), 4)
+        print("  reliability (confidence bin: cells, mean confidence, share right): " + "; ".join(
+            f"{b / 5:.1f}-{(b + 1) / 5:.1f}: {int((bins == b).sum())}, {conf[bins == b].mean():.2f}, "
+            f"{corr[bins == b].mean():.2f}" for b in range(5) if (bins == b).any()))
         wrong = [(t, g, n) for (t, g), n in scores.confusion.items() if n]
         if wrong:
             print("  screen confusions: " + ", ".join(f"{t}->{g} x{n}" for t, g, n in sorted(wrong)))
