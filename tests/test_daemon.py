@@ -207,3 +207,33 @@ def test_answers_from_warpd_confirm_in_another_process_reach_the_daemon(daemon: 
                  and tuple(e["bbox"]) == q.bbox)
     assert entry["item"] == name
     assert daemon.apply_external_answers() == 0  # applied once
+
+
+def test_sigterm_stops_cleanly_and_a_second_start_is_refused(tmp_path: Path) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    env = dict(os.environ, WARPD_PATHS__DATA_DIR=str(tmp_path / "data"), WARPD_SYNC__CHECK_UPDATES="false",
+               PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "warpd", "run", "--no-tray", "--folder", str(shots)]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        db = tmp_path / "data" / "state.sqlite3"
+        assert _wait(lambda: db.exists() and "watching" in json.dumps(_status(tmp_path)), timeout=60)
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "already running" in second.stderr
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert _status(tmp_path)["state"] == "stopped"
+
+
+def _status(tmp_path: Path) -> dict:
+    from warpd.paths import DataPaths
+
+    store = Store(DataPaths(tmp_path / "data"))
+    try:
+        return store.status()
+    finally:
+        store.close()
