@@ -220,7 +220,7 @@ def test_sigterm_stops_cleanly_and_a_second_start_is_refused(tmp_path: Path) -> 
         db = tmp_path / "data" / "state.sqlite3"
         assert _wait(lambda: db.exists() and "watching" in json.dumps(_status(tmp_path)), timeout=60)
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-        assert second.returncode == 1 and "already running" in second.stderr
+        assert second.returncode == 3 and "already running" in second.stderr
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=60) == 0
     finally:

@@ -26,6 +26,7 @@ VERB_MODULES: tuple[str, ...] = (
     "warpd.cli_process",
     "warpd.daemon",
     "warpd.confirm",
+    "warpd.autostart",
     "warpd.synth.cli",
 )
 

@@ -33,6 +33,9 @@ from typing import Any, Callable
 import numpy as np
 
 from warpd.cli import EXIT_FAILURE, EXIT_OK, print_json
+
+# "Already running" has its own exit code so a service manager does not retry it as a crash.
+EXIT_ALREADY_RUNNING = 3
 from warpd.fsutil import write_atomic
 from warpd.load import ImageLoadError, LoadedImage, load_image
 from warpd.paths import DataPaths, data_paths, output_dir
@@ -103,6 +106,13 @@ def setup_file_logging(paths: DataPaths, cfg: Any) -> Path:
     root = logging.getLogger("warpd")
     root.addHandler(handler)
     root.setLevel(getattr(logging, str(cfg.logging.level).upper(), logging.INFO))
+    # The file has everything; the terminal (or launchd's/systemd's capture of stderr) only what
+    # needs attention, so a service's stderr log is not a second, never-rotated copy.
+    console = logging.StreamHandler()
+    console.setLevel(logging.WARNING)
+    console.setFormatter(logging.Formatter("warpd: %(levelname)s %(message)s"))
+    root.addHandler(console)
+    root.propagate = False
     return path
 
 
@@ -571,7 +581,7 @@ def run_daemon(args: argparse.Namespace, cfg: Any) -> int:
     if not lock.acquire():
         print(f"warpd is already running (pid {lock.holder()}); 'warpd status' shows what it does",
               file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_ALREADY_RUNNING
     try:
         log_path = setup_file_logging(paths, cfg)
         folders = [Path(f) for f in args.folder] if args.folder else None
