@@ -27,6 +27,7 @@ VERB_MODULES: tuple[str, ...] = (
     "warpd.daemon",
     "warpd.confirm",
     "warpd.autostart",
+    "warpd.import_sets_warp",
     "warpd.synth.cli",
 )
 
