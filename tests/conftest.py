@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # `tests.*` helpers (hubserver, modelkit) import as a package
+    sys.path.insert(0, str(REPO))
+
+from tests.hubserver import hub_server  # noqa: E402,F401  (the local Hub fixture, for every test module)
 
 
 @pytest.fixture(autouse=True)

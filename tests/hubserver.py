@@ -23,7 +23,7 @@ fault injection (:meth:`HubServer.inject`: any status such as "500"/"429"/"403",
 connection without answering, "slow" to answer late) and a request log (:meth:`HubServer.requests`).
 
 Use it as a context manager (``with HubServer() as hub: ...``) or through the ``hub_server`` pytest
-fixture defined here (``from tests.hubserver import hub_server  # noqa: F401`` in a test module).
+fixture defined here (tests/conftest.py imports it for every test module).
 """
 
 from __future__ import annotations
@@ -493,6 +493,8 @@ class HubServer:
 
 class _Handler(BaseHTTPRequestHandler):
     """Hands every request to the owning :class:`HubServer` (set as the ``hub`` class attribute)."""
+
+    disable_nagle_algorithm = True  # small header + body writes would otherwise stall ~40 ms each
 
     hub: HubServer
     protocol_version = "HTTP/1.1"

@@ -24,7 +24,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # `tests.hubserver` must import however pytest was started (no tests/__init__.py)
     sys.path.insert(0, _ROOT)
 
-from tests.hubserver import HubServer, hub_server  # noqa: E402,F401 - hub_server is a fixture
+from tests.hubserver import HubServer  # noqa: E402
 from warpd.config import load_config  # noqa: E402
 from warpd.hub import (  # noqa: E402
     DirHub, Hub, HttpHub, HubAuthError, HubConflict, HubError, HubNotFound, HubRateLimited, HubUnavailable,

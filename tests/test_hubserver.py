@@ -22,7 +22,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # `tests.hubserver` must import however pytest was started (no tests/__init__.py)
     sys.path.insert(0, _ROOT)
 
-from tests.hubserver import HubServer, git_sha1, hub_server  # noqa: E402,F401 - hub_server is a fixture
+from tests.hubserver import HubServer, git_sha1  # noqa: E402
 
 REPO = "ns/data"
 

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from warpd import formats
 from warpd.catalog import Catalog
 from warpd.cli import main
 from warpd.models import ModelError, load_model_set
-from warpd.preprocess import TENSOR_SIZE, icon_tensor
 from warpd.recognize import Engine, Settings, Vote, fuse
 from warpd.slots import SCREEN_TYPES, SLOT_GROUPS
 

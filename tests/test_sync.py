@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.hubserver import HubServer, hub_server  # noqa: F401  (fixture)
+from tests.hubserver import HubServer  # noqa: E402
 from warpd import formats
 from warpd.config import load_config
 from warpd.formats import make_annotation, sha256_hex

@@ -99,6 +99,49 @@ def icon_tensor(crop_rgb: np.ndarray, size: tuple[int, int] = TENSOR_SIZE) -> np
     return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
 
 
+def _normalise_lut() -> np.ndarray:
+    """(3, 256) float32: icon_tensor's ``(x * (1/255) - mean) / std`` for every uint8 value, per channel.
+
+    Computed with the same float32 operations as ``icon_tensor``, so a look-up gives bit-identical
+    values (and costs one gather instead of three float passes).
+    """
+    x = np.arange(256, dtype=np.uint8).astype(np.float32) * (1.0 / 255.0)
+    return np.ascontiguousarray(((x[:, None] - IMAGENET_MEAN) / IMAGENET_STD).T, dtype=np.float32)
+
+
+_LUT = _normalise_lut()
+
+
+def normalise_batch(batch_hwc: np.ndarray) -> np.ndarray:
+    """uint8 ``(N, H, W, 3)`` RGB already at the model size -> float32 ``(N, 3, H, W)`` model input."""
+    arr = np.asarray(batch_hwc)
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[3] != 3:
+        raise ValueError(f"expected uint8 (N, H, W, 3), got {arr.dtype} {arr.shape}")
+    out = np.empty((arr.shape[0], 3, arr.shape[1], arr.shape[2]), np.float32)
+    for c in range(3):
+        out[:, c] = _LUT[c][arr[..., c]]
+    return out
+
+
+def to_model_size(crop_rgb: np.ndarray, size: tuple[int, int] = TENSOR_SIZE) -> np.ndarray:
+    """The uint8 resize step of :func:`icon_tensor` (same function, same interpolation rule)."""
+    return resize(as_rgb(crop_rgb), size)
+
+
+def icon_batch(crops: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int] = TENSOR_SIZE) -> np.ndarray:
+    """Vectorised :func:`warpd.preprocess.icon_tensor` for many crops: float32 ``(N, 3, H, W)``.
+
+    Crops may have different sizes (each is resized like icon_tensor does); a uint8 array already at
+    ``size`` skips the resize. Training (central) and the daemon's ONNX classifier both call this.
+    """
+    if isinstance(crops, np.ndarray) and crops.ndim == 4 and crops.dtype == np.uint8 \
+            and crops.shape[1:3] == tuple(size) and crops.shape[3] == 3:
+        return normalise_batch(crops)
+    if len(crops) == 0:
+        return np.zeros((0, 3, *size), np.float32)
+    return normalise_batch(np.stack([to_model_size(c, size) for c in crops]))
+
+
 def canonical_crop(crop_rgb: np.ndarray) -> np.ndarray:
     """The 64x64 uint8 RGB crop stored as training data and hashed by the pHash knowledge.
 

@@ -32,7 +32,7 @@ from warpd.icon_index import Calibrator, IconIndex, SessionExamples, match_featu
 from warpd.layout import Layout, find_layout
 from warpd.load import ImageLoadError, LoadedImage, load_image
 from warpd.models import ModelSet, load_model_set
-from warpd.preprocess import canonical_crop, crop_to_icon, icon_tensor
+from warpd.preprocess import canonical_crop, crop_to_icon, icon_batch
 from warpd.screen_type import classify
 from warpd.shiptext import ShipMatcher
 from warpd.slots import BOFF_PROFESSIONS, BOFF_SPECIALIZATIONS, SLOT_GROUPS, ScreenType
@@ -398,7 +398,7 @@ class Engine:
         clf = models.icon
         assert clf is not None
         column = {name: i for i, name in enumerate(clf.labels)}
-        probs = clf.probabilities(np.stack([icon_tensor(j.crop) for j in jobs]))
+        probs = clf.probabilities(icon_batch([j.crop for j in jobs]))
         for job, p in zip(jobs, probs):
             cols = [column[n] for n in job.candidates if n in column]
             if not cols:

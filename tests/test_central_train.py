@@ -1,0 +1,256 @@
+"""Central icon training: synthesis, the loop, calibration and export (CI-sized: ~40 s on 2 cores).
+
+Torch runs on one thread here: CI cores are shared, and OpenMP threads that spin-wait on a busy
+machine made a 2-thread run 6x slower than a 1-thread one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+from central import crops as C  # noqa: E402
+from central.export import (LABEL_MAP_FILE, META_FILE, MODEL_FILE, ONNX_FILE, load_icon_classifier,  # noqa: E402
+                            onnx_session, read_label_map, save_artifacts)
+from central.models import fit_temperature, icon_model, load_backbone, load_state, screen_model  # noqa: E402
+from central.train_icons import (TrainConfig, build_parser, config_from_args, predict_logits,  # noqa: E402
+                                 train_icon_classifier, train_screen_classifier, ScreenConfig)
+from warpd.preprocess import icon_batch, icon_tensor, normalise_batch, to_model_size  # noqa: E402
+from warpd.synth.icons import apply_rarity, render_icon  # noqa: E402
+
+pytestmark = pytest.mark.train
+
+N_CLASSES = 20
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def bank():
+    from warpd.catalog import Catalog
+
+    names = sorted(Catalog.load().items)[:N_CLASSES]
+    return C.render_bank(names)
+
+
+@pytest.fixture(scope="module")
+def trained(bank):
+    """One tiny seeded run shared by the tests that need a trained model."""
+    torch.set_num_threads(1)
+    cfg = TrainConfig(seed=1, batch_size=32, max_steps=50, lr=2e-3, warmup_frac=0.1, val_per_class=5,
+                      eval_every_steps=25, progress=False, threads=1, budget_s=120)
+    return train_icon_classifier(bank, cfg)
+
+
+# ----------------------------------------------------------------------------- preprocessing
+def test_icon_batch_equals_icon_tensor():
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((64, 48), (31, 26), (130, 101), (64, 64))]
+    crops.append(rng.integers(0, 256, (50, 40), dtype=np.uint8))  # grey
+    crops.append(rng.integers(0, 256, (70, 52, 4), dtype=np.uint8))  # RGBA
+    ref = np.stack([icon_tensor(c) for c in crops])
+    got = icon_batch(crops)
+    assert got.shape == ref.shape == (len(crops), 3, 64, 48) and got.dtype == np.float32
+    assert np.abs(got - ref).max() <= 1e-6
+    same = rng.integers(0, 256, (5, 64, 48, 3), dtype=np.uint8)  # the array fast path
+    assert np.abs(icon_batch(same) - np.stack([icon_tensor(c) for c in same])).max() <= 1e-6
+
+
+def test_rarity_composite_matches_renderer():
+    icon = render_icon("Phaser Beam Array")
+    arr = np.asarray(icon.convert("RGB"))[None]
+    overlays = C.rarity_overlays()
+    for i, key in enumerate(C.RARITIES[1:], start=1):
+        ref = np.asarray(apply_rarity(icon, key).convert("RGB")).astype(int)
+        got = C.composite_rarity(arr, np.array([i]), overlays)[0].astype(int)
+        assert np.abs(got - ref).max() <= 2, key
+    assert np.array_equal(C.composite_rarity(arr, np.array([0]), overlays)[0], arr[0])
+
+
+def test_augmentation_never_flips():
+    """A left-bright/top-bright icon must stay so in every crop; any flip (even rare) fails this."""
+    icon = np.zeros((64, 49, 3), np.uint8)
+    icon[:, :20] = 230  # bright left band
+    icon[:22, 20:] = 150  # lighter top band
+    bank = C.IconBank(["asym"], icon[None])
+    rng = np.random.default_rng(3)
+    batch = C.synth_batch(bank, np.zeros(300, np.int64), rng, C.AugmentConfig())
+    g = batch.astype(np.float32).mean(axis=3)
+    left, right = g[:, 16:48, :14].mean(axis=(1, 2)), g[:, 16:48, -14:].mean(axis=(1, 2))
+    top, bottom = g[:, :14, 24:].mean(axis=(1, 2)), g[:, -14:, 24:].mean(axis=(1, 2))
+    assert (left > right + 40).all()
+    assert (top > bottom + 20).all()
+
+
+def test_synth_crop_sizes_cover_720p_to_4k():
+    bank = C.IconBank(["x"], np.full((1, 64, 49, 3), 90, np.uint8))
+    crops = C.synth_crops(bank, np.zeros(400, np.int64), np.random.default_rng(0), C.AugmentConfig())
+    heights = np.array([c.shape[0] for c in crops])
+    assert heights.min() < 40 and heights.max() > 110  # ~0.6x .. ~2x of 64 px
+
+
+# ----------------------------------------------------------------------------- splits
+def test_near_duplicates_and_screenshots_share_a_group():
+    import cv2
+
+    a = np.asarray(render_icon("Plasma Dual Cannons").convert("RGB"))
+    b = np.asarray(render_icon("Tetryon Torpedo Launcher").convert("RGB"))
+    a_shift = np.ascontiguousarray(np.roll(a, 1, axis=1))
+    ok, buf = cv2.imencode(".jpg", a_shift, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    a_jpeg = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    crops = [to_model_size(x, (64, 64)) for x in (a, a_jpeg, b, b)]
+    groups = C.near_duplicate_groups(crops, ["s1", "s2", "s3", "s4"])
+    assert groups[0] == groups[1]  # near-duplicates meet
+    assert groups[2] == groups[3] and groups[0] != groups[2]
+    groups2 = C.near_duplicate_groups(crops[:1] + crops[2:3], ["shot", "shot"])
+    assert groups2[0] == groups2[1]  # same screenshot, different icons
+    keys = [f"g{i}" for i in range(400)]
+    m1, m2 = C.group_split(keys, 0.2, 7), C.group_split(keys, 0.2, 7)
+    assert np.array_equal(m1, m2) and 0.1 < m1.mean() < 0.3
+    assert np.array_equal(C.group_split(keys[:100], 0.2, 7), m1[:100])  # stable as groups come and go
+
+
+# ----------------------------------------------------------------------------- the loop
+def test_tiny_run_learns_well_above_chance(bank, trained):
+    assert trained.steps == 50 and trained.stop_reason == "max_steps"
+    assert trained.val_acc > 0.5  # chance is 0.05
+    rng = np.random.default_rng(4242)  # fresh crops: neither training's nor validation's seed
+    y = rng.integers(0, N_CLASSES, 200)
+    x = normalise_batch(C.synth_batch(bank, y, rng, C.AugmentConfig()))
+    acc = (predict_logits(trained.model, x).argmax(1) == y).mean()
+    assert acc > 0.5
+    assert 0.25 <= trained.temperature <= 20 and trained.ece_calibrated <= trained.ece_raw + 1e-9
+
+
+def _tiny_cfg(**kw) -> TrainConfig:
+    base = dict(seed=5, batch_size=8, max_steps=4, val_per_class=1, eval_every_steps=0, eval_every_s=1e9,
+                progress=False, threads=1, bn_recal_batches=1, prefetch=2)
+    return TrainConfig(**(base | kw))
+
+
+def _community(bank: C.IconBank) -> list:
+    rng = np.random.default_rng(9)
+    out = []
+    for i in range(12):
+        k = i % 4
+        crop = to_model_size(C.synth_crops(bank, np.array([k]), rng, C.AugmentConfig())[0], (64, 64))
+        out.append(C.CommunityCrop(crop, bank.names[k], group=f"shot{i // 3}", hard=i % 5 == 0))
+    out.append((out[0].crop, "Not An Item In The Library"))  # outside the vocabulary: skipped
+    return out
+
+
+def test_same_seed_same_weights_with_community_crops(bank):
+    small = C.IconBank(bank.names[:6], bank.icons[:6])
+    runs = [train_icon_classifier(small, _tiny_cfg(), community=_community(small)) for _ in range(2)]
+    a, b = (r.model.state_dict() for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0].skipped_labels == 1 and runs[0].n_community_train + runs[0].n_community_val == 12
+    other = train_icon_classifier(small, _tiny_cfg(seed=6))
+    c = other.model.state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_time_budget_is_respected(bank):
+    small = C.IconBank(bank.names[:6], bank.icons[:6])
+    cfg = _tiny_cfg(max_steps=0, budget_s=6.0, reserve_s=2.0, eval_every_s=1.5)
+    t0 = time.monotonic()
+    res = train_icon_classifier(small, cfg, start_time=t0)
+    took = time.monotonic() - t0
+    assert res.stop_reason in ("budget", "early_stop") and res.steps > 0
+    assert took <= cfg.budget_s - cfg.reserve_s + 0.75
+
+
+def test_temperature_recovers_overconfidence():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, (4000, 10))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(10, p=row) for row in p])
+    assert abs(fit_temperature(3.0 * z, y) - 3.0) < 0.3
+
+
+# ----------------------------------------------------------------------------- export and loading
+def test_export_onnx_parity_and_weights_only_reload(bank, trained, tmp_path):
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, N_CLASSES, 7)
+    x = normalise_batch(C.synth_batch(bank, y, rng, C.AugmentConfig()))
+    paths = save_artifacts(tmp_path, trained.model, trained.names, trained.temperature, samples=x)
+    assert {p.name for p in paths.values()} == {ONNX_FILE, MODEL_FILE, LABEL_MAP_FILE, META_FILE}
+
+    sess = onnx_session(tmp_path / ONNX_FILE)
+    with torch.inference_mode():
+        ref = (trained.model.eval()(torch.from_numpy(x)) / trained.temperature).numpy()
+    for batch in (x[:1], x):  # dynamic batch axis
+        out = sess.run(None, {sess.get_inputs()[0].name: batch})[0]
+        assert out.shape == (len(batch), N_CLASSES)
+        assert np.abs(out - ref[:len(batch)]).max() * max(1.0, trained.temperature) <= 1e-4
+
+    raw = json.loads((tmp_path / LABEL_MAP_FILE).read_text(encoding="utf-8"))
+    assert raw == {str(i): n for i, n in enumerate(trained.names)}
+    meta = json.loads((tmp_path / META_FILE).read_text(encoding="utf-8"))
+    assert meta["n_classes"] == N_CLASSES and meta["input_size"] == [64, 48]
+    assert meta["temperature"] == pytest.approx(trained.temperature) and len(meta["mean"]) == len(meta["std"]) == 3
+
+    state = torch.load(tmp_path / MODEL_FILE, weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    model, names, meta2 = load_icon_classifier(tmp_path)
+    assert names == trained.names == read_label_map(tmp_path / LABEL_MAP_FILE)
+    with torch.inference_mode():
+        assert torch.equal(model(torch.from_numpy(x)), trained.model.eval()(torch.from_numpy(x)))
+
+
+def test_backbone_init_strips_the_classifier(trained, tmp_path):
+    path = tmp_path / "prev.pt"
+    torch.save(trained.model.state_dict(), path)
+    fresh = icon_model(7)
+    head_before = fresh.classifier[1].weight.clone()
+    n = load_backbone(fresh, path)
+    prev = trained.model.state_dict()
+    assert n == len([k for k in prev if not k.startswith("classifier.")])
+    now = fresh.state_dict()
+    assert all(torch.equal(now[k], prev[k]) for k in prev if not k.startswith("classifier."))
+    assert torch.equal(fresh.classifier[1].weight, head_before) and fresh.classifier[1].out_features == 7
+    with pytest.raises(ValueError):
+        load_backbone(screen_model(3), path)  # another architecture is refused, not half-loaded
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"features.0.0.weight": Evil()}, path)
+    with pytest.raises(Exception):
+        load_state(path)
+
+
+# ----------------------------------------------------------------------------- screen model and CLI
+def test_screen_model_trains_only_from_seven_screenshots():
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (60, 100, 3), dtype=np.uint8) for _ in range(7)]
+    labels = ["SPACE_EQ", "TRAITS"] * 3 + ["SPACE_EQ"]
+    cfg = ScreenConfig(epochs=1, batch_size=8)
+    assert train_screen_classifier(imgs[:6], labels[:6], cfg) is None
+    res = train_screen_classifier(imgs, labels, cfg)
+    assert res is not None and res.epochs == 1 and res.labels == ["SPACE_EQ", "TRAITS"]
+    assert res.model.classifier[3].out_features == 2 and 0.0 <= res.val_acc <= 1.0
+
+
+def test_every_knob_is_a_flag():
+    args = build_parser().parse_args(["--icons", "x", "--out", "y", "--batch-size", "8", "--label-smoothing", "0",
+                                      "--no-channels-last", "--aug-scale", "0.6", "2.0", "--aug-jpeg-p", "0.9"])
+    cfg = config_from_args(args)
+    assert cfg.batch_size == 8 and cfg.label_smoothing == 0 and cfg.channels_last is False
+    assert cfg.augment.scale == (0.6, 2.0) and cfg.augment.jpeg_p == 0.9
