@@ -465,21 +465,28 @@ class IconIndex:
             c1 = min(c0 + MATCH_BATCH, len(crops))
             base = bounds[c0]
             scores = feats[base:bounds[c1]] @ self.coarse.T  # one product for up to MATCH_BATCH crops
+            rows_of: dict[int, np.ndarray] = {}  # a screenshot's cells share a few candidate lists
             for i in range(c0, c1):
                 lo, hi = bounds[i], bounds[i + 1]
                 cands = candidates_per_crop[i]
-                rows = None if cands is None else self.rows(cands)
+                rows = None
+                if cands is not None:
+                    rows = rows_of.get(id(cands))
+                    if rows is None:
+                        rows = rows_of[id(cands)] = self.rows(cands)
+                fine_of: dict[tuple[int, int], np.ndarray] = {}  # shifted fine features, once per crop
                 ranked = self._rank(flat[lo:hi], feats[lo:hi], scores[lo - base:hi - base], rows, k, rerank_k,
-                                    shifts[i])
+                                    shifts[i], fine_of)
                 rival = None
                 if rival_k > 0 and rows is not None:
                     rival = self._rival(flat[lo:hi], feats[lo:hi], scores[lo - base:hi - base], rows, rival_k,
-                                        shifts[i])
+                                        shifts[i], fine_of)
                 results.append((ranked, rival))
         return results
 
     def _rival(self, works: list[np.ndarray], feats: np.ndarray, scores: np.ndarray, rows: np.ndarray,
-               rival_k: int, shift: int) -> tuple[str, float] | None:
+               rival_k: int, shift: int, fine_of: dict[tuple[int, int], np.ndarray] | None = None
+               ) -> tuple[str, float] | None:
         """Best fine-scored icon among the top ``rival_k`` coarse matches outside ``rows``."""
         outside = scores.max(axis=0).copy()
         outside[rows] = -np.inf
@@ -487,11 +494,12 @@ class IconIndex:
         if n <= 0:
             return None
         top = np.argpartition(-outside, n - 1)[:n]
-        ranked = self._rank(works, feats, scores, top.astype(np.int64), 1, n, shift)
+        ranked = self._rank(works, feats, scores, top.astype(np.int64), 1, n, shift, fine_of)
         return ranked[0] if ranked else None
 
     def _rank(self, works: list[np.ndarray], feats: np.ndarray, scores: np.ndarray, rows: np.ndarray | None,
-              k: int, rerank_k: int, shift: int) -> list[tuple[str, float]]:
+              k: int, rerank_k: int, shift: int, fine_of: dict[tuple[int, int], np.ndarray] | None = None
+              ) -> list[tuple[str, float]]:
         """Top rows by coarse score (best hypothesis per icon), the best re-scored finely with shifts."""
         if rows is not None:
             if rows.size == 0:
@@ -506,7 +514,13 @@ class IconIndex:
         if rerank_k > 0:
             order = np.argsort(-final)[:rerank_k]
             rr = top_rows[order]
-            fine = _shifted_fine(works[hyp], shift) @ self.fine[rr].astype(np.float32).T  # (shifts, r)
+            key = (hyp, shift)
+            shifted = fine_of.get(key) if fine_of is not None else None
+            if shifted is None:
+                shifted = _shifted_fine(works[hyp], shift)
+                if fine_of is not None:
+                    fine_of[key] = shifted
+            fine = shifted @ self.fine[rr].astype(np.float32).T  # (shifts, r)
             n_hist = HIST_H_BINS * HIST_S_BINS
             colour = self.coarse[rr, -n_hist:] @ feats[hyp, -n_hist:]  # already x COLOUR_WEIGHT
             final[order] = APPEARANCE_WEIGHT * fine.max(axis=0) + colour
