@@ -78,12 +78,19 @@ PITCH_TOL = 0.15
 HIDDEN_CELL_TOL = 0.08
 # Equipment rows carry a text label left of the panel: searched this many cell widths to the left,
 # and at least this share of a stack's rows must show one (trait grids have bare panel there).
-LABEL_SEARCH_W = 7.0
+LABEL_SEARCH_W = 10.0  # short left-aligned labels of a wide panel (long German labels) stand far off
 LABEL_MIN_SHARE = 0.6
+# a column lit over this share of the row's height is a frame line (even a broken one), not a label:
+# two label lines with a gap cover at most about half of it
+LABEL_FRAME_COV = 0.6
+# the gap between two label lines holds at most this share of a text row's ink
+LABEL_VALLEY = 0.15
 # Equipment rows: right edges of one panel within this fraction of the cell width.
 ALIGN_TOL_W = 0.3
 # Rows of one panel are at most this many row heights apart (top to top).
 MAX_ROW_STEP_H = 2.6
+# ... or a whole number of the panel's row steps, with at most this many rows lost in between
+MAX_MISSING_ROWS = 4  # a tooltip covers up to about four rows
 # State check (interior statistics on 0..255 grey / saturation).
 EMPTY_MAX_MEAN = 45.0
 FLAT_MAX_STD = 8.0
@@ -554,9 +561,24 @@ class _Seg:
         return float(steps.min()) if steps.size else self.w
 
 
+# composite blobs (see _dedupe): parts at most this share of the blob's area, covering this share of it
+COMPOSITE_PART_AREA = 0.5
+COMPOSITE_MIN_COVER = 0.4
+
+
 def _dedupe(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
     """Drop boxes mostly inside a bigger one (an icon's inner frame next to its outer frame)."""
-    boxes = sorted(boxes, key=lambda b: -b[2] * b[3])
+    boxes = sorted(set(boxes), key=lambda b: -b[2] * b[3])
+    # a blob of several touching cells (a 2x2 block whose icons glow into each other) is cell-shaped
+    # too: when two or more boxes of at most half its area lie inside it and cover most of it, it is
+    # the union of those cells, not a bigger cell
+    composite = set()
+    for i, b in enumerate(boxes):
+        area = b[2] * b[3]
+        parts = [c for c in boxes[i + 1:] if c[2] * c[3] <= COMPOSITE_PART_AREA * area and _overlap(c, b) > 0.8]
+        if len(parts) >= 2 and sum(c[2] * c[3] for c in parts) >= COMPOSITE_MIN_COVER * area:
+            composite.add(i)
+    boxes = [b for i, b in enumerate(boxes) if i not in composite]
     kept: list[tuple[int, int, int, int]] = []
     for b in boxes:
         if any(_overlap(b, k) > 0.6 for k in kept):
@@ -697,7 +719,7 @@ def _label_left(mask: np.ndarray, seg: _Seg, left: float) -> bool:
     if sub.size == 0:
         return False
     cov = sub.mean(axis=0)
-    cols = np.flatnonzero((cov > 0) & (cov < 0.9))
+    cols = np.flatnonzero((cov > 0) & (cov < LABEL_FRAME_COV))
     if cols.size == 0:
         return False
     right, lo = cols[-1], cols[-1]
@@ -708,12 +730,15 @@ def _label_left(mask: np.ndarray, seg: _Seg, left: float) -> bool:
     if right - lo < 0.3 * h:
         return False
     part = sub[:, lo:right + 1].copy()
-    part[:, cov[lo:right + 1] >= 0.9] = 0
+    part[:, cov[lo:right + 1] >= LABEL_FRAME_COV] = 0
     rows = np.flatnonzero(part.any(axis=1))
     ext_h = rows[-1] - rows[0] + 1
     if ext_h < 0.55 * h:
         return True
-    filled = part.any(axis=1)[rows[0]:rows[-1] + 1]
+    # a (nearly) blank row between the two label lines: blur, JPEG and a broken frame line leave a
+    # little ink in it, far less than in the lines
+    dens = part.sum(axis=1)
+    filled = (dens > max(1.0, LABEL_VALLEY * float(dens.max())))[rows[0]:rows[-1] + 1]
     return bool((~filled[int(0.2 * ext_h):int(0.8 * ext_h) + 1]).any())
 
 
@@ -746,7 +771,15 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
             if abs(t.h - last.h) > ROW_H_TOL * last.h or abs(t.x1 - last.x1) > ALIGN_TOL_W * last.w:
                 continue
             if t.y0 - last.y0 > MAX_ROW_STEP_H * last.h:
-                continue
+                # rows lost in between (cells merged into a blob, a washed-out row): a step of a
+                # whole number of the stack's row steps still continues it
+                steps = np.diff([u.y0 for u in stack])
+                if not steps.size:
+                    continue
+                unit = float(steps.min())
+                k = (t.y0 - last.y0) / max(1.0, unit)
+                if k > MAX_MISSING_ROWS + 1.2 or abs(k - round(k)) > 0.15:
+                    continue
             stack.append(t)
         lefts = [t.x0 for t in stack]
         counts = [len(t.boxes) for t in stack]
@@ -775,6 +808,8 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
 
 
 PROBE_MIN_FILL = 0.35
+# a lone row this many row steps above / below an equipment panel may still be one of its rows
+ADOPT_MAX_STEPS = 3
 TRAIT_ROW_CELLS = 5
 NEAR_PITCH_W = 1.1  # pitch / cell width of a grid of (nearly) touching cells
 
@@ -827,6 +862,28 @@ def _adopt_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], segs: li
                 continue
             added.append(t)
             taken.add(id(t))
+        # rows a few steps above the top or below the bottom (the rows between were lost: cells merged
+        # into one blob), kept apart as a one-row grid: on the panel's row grid, right of the panel's
+        # labels, and labelled themselves
+        if mask is not None:
+            def on_grid(t: _Seg) -> bool:
+                if abs(t.h - h) > ROW_H_TOL * h or t.x0 < left - 0.5 * w or t.x1 > right + 0.5 * w:
+                    return False
+                if not right - ALIGN_TOL_W * w - ADOPT_MAX_STEPS * _row_pitch([t]) <= t.x1:
+                    return False
+                k = (t.y0 - ys[0]) / step if t.y0 < ys[0] else (t.y0 - ys[-1]) / step
+                if not 0.8 <= abs(k) <= ADOPT_MAX_STEPS + 0.2 or abs(abs(k) - round(abs(k))) > 0.2:
+                    return False
+                return _label_left(mask, t, left)
+
+            for okind, ostack, oextra in drafts:
+                if okind not in ("traits", "specs") or not ostack or len(ostack) > ADOPT_MAX_STEPS:
+                    continue
+                if not all(on_grid(t) for t in ostack):
+                    continue
+                added.extend(ostack)
+                ostack.clear()
+                oextra.clear()
         allys = sorted(ys + [a.y0 for a in added])
         for y0, y1 in zip(allys, allys[1:]):
             k = int(round((y1 - y0) / step))
@@ -843,6 +900,11 @@ def _adopt_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], segs: li
 
 
 PANEL_H_TOL = 0.3
+# boff ability cells are about as tall as equipment cells (one UI scale): seats outside this range
+# of the equipment cell height are not seats
+SEAT_H_RANGE = (0.6, 1.6)
+# a trait grid with this share of its box inside an equipment panel's cell area belongs to it
+INSIDE_EQUIPMENT = 0.3
 
 
 def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> list[tuple[str, list[_Seg], list[str | None]]]:
@@ -851,9 +913,37 @@ def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> lis
     cells next to a boff panel is a seat whose marker was not seen."""
     anchors = [s.h for k, st, _e in drafts if k in ("equipment", "boffs") for s in st]
     ref = float(np.median(anchors)) if anchors else None
+    eq_h = [s.h for k, st, _e in drafts if k == "equipment" for s in st]
+    eq_ref = float(np.median(eq_h)) if eq_h else None
+    eq_boxes = [_union([b for s in st for b in s.boxes]) for k, st, _e in drafts if k == "equipment"]
     boffs = next((d for d in drafts if d[0] == "boffs"), None)
+    if boffs is not None and eq_ref is not None:
+        # a 'seat' of cells far smaller or bigger than the equipment's (one UI scale) is an icon's
+        # detail with a coloured stripe beside it, not a seat
+        keep = [i for i, sg in enumerate(boffs[1]) if SEAT_H_RANGE[0] * eq_ref <= sg.h <= SEAT_H_RANGE[1] * eq_ref]
+        boffs[1][:] = [boffs[1][i] for i in keep]
+        boffs[2][:] = [boffs[2][i] for i in keep]
     out = []
     for kind, stack, extra in drafts:
+        if not stack:
+            continue
+        if kind == "traits" and eq_boxes:
+            # a grid inside an equipment panel's cell area is made of its rows' cells (a split row,
+            # rows not stacked), not a trait panel
+            box = _union([b for sg in stack for b in sg.boxes])
+            inside = next((i for i, e in enumerate(eq_boxes) if _overlap(box, e) > INSIDE_EQUIPMENT), None)
+            if inside is not None:
+                host = [d for d in drafts if d[0] == "equipment"][inside]
+                _merge_into_rows(host, stack)
+                continue
+            # rows right-justified on an equipment panel's right edge, continuing it just below or
+            # overlapping it: the panel's lower rows, split off where the stacking broke
+            host = next((d for d in drafts if d[0] == "equipment" and _continues(d[1], stack)), None)
+            if host is not None:
+                host[1].extend(stack)
+                host[1].sort(key=lambda sg: sg.y0)
+                host[2][:] = [None] * len(host[1])
+                continue
         if kind in ("traits", "specs") and ref is not None:
             h = float(_med([s.h for s in stack]))
             if abs(h - ref) > PANEL_H_TOL * ref:
@@ -865,6 +955,42 @@ def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> lis
             continue
         out.append((kind, stack, extra))
     return out
+
+
+def _merge_into_rows(host: tuple[str, list[_Seg], list[str | None]], segs: list[_Seg]) -> None:
+    """Give an equipment panel the cells of segments found inside it: each joins the row on its line
+    (cells it does not already have, up to a row's maximum), or becomes a row of its own."""
+    rows = host[1]
+    for sg in segs:
+        row = min(rows, key=lambda r: abs(r.yc - sg.yc))
+        if abs(row.yc - sg.yc) < ROW_Y_TOL * row.h:
+            new = [(b, i) for b, i in zip(sg.boxes, sg.inferred) if not any(_overlap(b, k) > 0.3 for k in row.boxes)]
+            if new and len(row.boxes) + len(new) <= MAX_ROW_CELLS:
+                pairs = sorted(list(zip(row.boxes, row.inferred)) + new, key=lambda p: p[0][0])
+                row.boxes = [b for b, _ in pairs]
+                row.inferred = [i for _, i in pairs]
+        elif abs(sg.h - row.h) <= ROW_H_TOL * row.h:
+            rows.append(sg)
+    rows.sort(key=lambda r: r.y0)
+    host[2][:] = [None] * len(rows)
+
+
+def _continues(panel: list[_Seg], rows: list[_Seg]) -> bool:
+    """Whether ``rows`` continue an equipment panel downwards: same cell height, every row ending at
+    the panel's right edge, the first within two row steps below the panel's last row."""
+    if len(panel) < 2:
+        return False
+    h, w = float(_med([s.h for s in panel])), float(_med([s.w for s in panel]))
+    right = float(_med([s.x1 for s in panel]))
+    ys = sorted(s.y0 for s in panel)
+    step = float(np.min(np.diff(ys)))
+    if any(abs(r.h - h) > ROW_H_TOL * h or abs(r.x1 - right) > ALIGN_TOL_W * w or len(r.boxes) > MAX_ROW_CELLS
+           for r in rows):
+        return False
+    top = min(r.y0 for r in rows)
+    if any(abs(r.y0 - y) < 0.5 * h for r in rows for y in ys):
+        return False
+    return ys[-1] < top <= ys[-1] + 2.2 * step
 
 
 def _row_pitch(stack: list[_Seg]) -> float:
@@ -1158,7 +1284,7 @@ def _name_equipment_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mas
         for i, s in enumerate(stack):
             if i not in need:
                 continue
-            ext = _text_extent(mask, int(left - 7 * w), int(left - 0.15 * w), int(s.y0), int(s.y0 + s.h),
+            ext = _text_extent(mask, int(left - LABEL_SEARCH_W * w), int(left - 0.15 * w), int(s.y0), int(s.y0 + s.h),
                                max_gap=int(0.9 * w))
             if ext is not None and ext[2] > 2 and ext[3] > 3:
                 boxes.append(_to_full(ext, f, rgb.shape, pad=2))
@@ -1330,61 +1456,276 @@ def _split_traits(panels: list[Panel]) -> None:
     return None
 
 
+# ---------------------------------------------------------------- ship text band
+# The band above the first space equipment row: the ship NAME (larger, bold; position only, never
+# read), then the TYPE line(s) ending with the "[T6-X2]" tier token (long types wrap onto a second
+# line), then usually a separator line. All sizes relative to the panel's cell height h.
+# how far above the first row the band is searched (name + up to 3 type lines + gaps is ~2.2 h)
+SHIP_BAND_SEARCH_H = 3.4
+# a text line is at least this tall (dots, speckle are less) and at most this tall (icons are more)
+SHIP_LINE_MIN_H = 0.1
+SHIP_LINE_MAX_H = 0.62
+# the densest rows of a text line (its x-height) span at least this much (/ h); a rule's do not
+SHIP_LINE_MIN_CORE = 0.07
+# text strokes are thin: ink runs longer than this on average (/ h) are a solid block, not a line
+SHIP_MAX_STROKE = 0.3
+# a row of the band with this share of the panel width lit is a frame / separator line, not text
+SHIP_RULE_FILL = 0.6
+# a horizontal run of ink longer than this (/ h) is a rule: no glyph is that wide
+SHIP_RULE_RUN_H = 1.2
+# lines of one band are at most this far apart (gap / h): name-to-type and type-to-type spacing is
+# ~0.05..0.3 h; what stands further above (tab strip, window title) is not the band
+SHIP_LINE_MAX_GAP = 0.55
+# words of one line are at most this far apart (gap / h); another panel stands further off
+SHIP_WORD_MAX_GAP = 0.6
+# band text may start this far (/ h) left of the row labels (right-aligned labels)
+SHIP_LEFT_EXTRA_H = 3.0
+# a phrase (words of a line) is at least this wide (/ h) and this share of its columns hold ink:
+# frame corners, ticks and JPEG speckle are narrower or sparser
+SHIP_PHRASE_MIN_W = 0.25
+SHIP_PHRASE_MIN_COVER = 0.45
+# type lines of the band: a type wraps onto two lines at most in practice; three is tolerated
+SHIP_MAX_TYPE_LINES = 3
+# OCR crop margin around a type line (/ its height), never into the neighbouring lines; the second
+# reading (when the first does not parse) is upscaled this much and sharpened, with a wider margin
+SHIP_OCR_MARGIN = 0.15
+SHIP_OCR_RETRY_MARGIN = 0.3
+SHIP_RETRY_UPSCALE = 3.0
+# OCR characters of a type/tier line: letters (English, German), digits, brackets, hyphen, apostrophe
+SHIP_WHITELIST = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyzÄÖÜäöüß0123456789 -'[]().:/")
+
+
+@dataclass
+class _TextLine:
+    y0: int
+    y1: int  # exclusive
+    x0: int
+    x1: int  # exclusive
+    core: float  # height of the densest rows (x-height-like)
+    stroke: float  # mean horizontal run length of its ink (bold text is thicker)
+
+
+def _line_features(sub: np.ndarray) -> tuple[float, float]:
+    """Core height (rows at least half as dense as the densest) and stroke width of one text line."""
+    dens = sub.sum(axis=1).astype(float)
+    core = float((dens >= 0.5 * dens.max()).sum()) if dens.size and dens.max() > 0 else 0.0
+    flat = np.concatenate([np.zeros((sub.shape[0], 1), bool), sub.astype(bool), np.zeros((sub.shape[0], 1), bool)],
+                          axis=1)
+    d = np.diff(flat.astype(np.int8), axis=1)
+    starts = int((d == 1).sum())
+    stroke = float(sub.sum()) / max(1, starts)
+    return core, stroke
+
+
+def _band_lines(mask: np.ndarray, x0: int, x1: int, xa: int, xb: int, y0: int, y1: int,
+                h: float) -> list[_TextLine]:
+    """Text lines (top to bottom) in rows y0..y1 whose ink lies in columns x0..x1; each line's extent
+    grows left and right through xa..xb while the next word is near (centred or long lines)."""
+    H, W = mask.shape
+    y0, y1 = max(0, y0), min(H, y1)
+    xa, xb = max(0, xa), min(W, xb)
+    x0, x1 = max(xa, x0), min(xb, x1)
+    if y1 - y0 < 3 or x1 - x0 < 3:
+        return []
+    wide = mask[y0:y1, xa:xb]
+    # frame and separator lines: ink in a vertical run longer than a line is tall, or a horizontal
+    # run longer than any glyph, is not text
+    vk = max(3, int(SHIP_LINE_MAX_H * h) + 1)
+    hk = max(5, int(SHIP_RULE_RUN_H * h))
+    # (a faint vertical line's mask is broken every few pixels: closed first)
+    vert = cv2.morphologyEx(wide, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 3)))
+    rules = cv2.morphologyEx(vert, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, vk)))
+    rules = cv2.dilate(rules, np.ones((1, 3), np.uint8)) | \
+        cv2.morphologyEx(wide, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (hk, 1)))
+    wide = (wide > 0) & (rules == 0)
+    core = wide[:, x0 - xa:x1 - xa]
+    dens = core.sum(axis=1)
+    rule = dens >= SHIP_RULE_FILL * core.shape[1]
+    textrow = (dens >= 1) & ~rule
+
+    def row_runs(rows: np.ndarray) -> list[list[int]]:
+        out: list[list[int]] = []
+        for i in np.flatnonzero(rows):
+            if out and i == out[-1][1]:
+                out[-1][1] = i + 1
+            else:
+                out.append([int(i), int(i) + 1])
+        return out
+
+    runs = row_runs(textrow)
+    # lines left of the label column only (a lone "[T6-X2]" at the panel's padding when the labels
+    # are right-aligned): rows with ink there and none in the core
+    lx = max(0, x0 - xa - int(SHIP_LEFT_EXTRA_H * h))
+    near = cv2.dilate(textrow.astype(np.uint8), np.ones((3, 1), np.uint8)).ravel() > 0
+    left_runs = {tuple(r) for r in row_runs((wide[:, lx:x0 - xa].sum(axis=1) >= 1) & ~near)}
+    runs = sorted(runs + [list(r) for r in left_runs])
+    # a run too tall for one line holds two lines touching (small UI scale): split at its thinnest row
+    out_runs: list[tuple[int, int]] = []
+    stack = [tuple(r) for r in runs]
+    while stack:
+        a, b = stack.pop(0)
+        if b - a > SHIP_LINE_MAX_H * h and b - a <= 2.2 * SHIP_LINE_MAX_H * h:
+            lo, hi = a + int(0.25 * (b - a)), b - int(0.25 * (b - a))
+            cut = lo + int(np.argmin(dens[lo:hi])) if hi > lo else None
+            if cut is not None and dens[cut] <= 0.25 * dens[a:b].max():
+                stack[:0] = [(a, cut), (cut + 1, b)] if dens[cut] > 0 else [(a, cut), (cut, b)]
+                continue
+        out_runs.append((a, b))
+    max_gap = SHIP_WORD_MAX_GAP * h
+    cx0, cx1 = x0 - xa, x1 - xa
+    phrases: list[tuple[int, int, list[tuple[int, int]]]] = []
+    for a, b in out_runs:
+        if not SHIP_LINE_MIN_H * h <= b - a <= SHIP_LINE_MAX_H * h:
+            continue
+        colink = wide[a:b].any(axis=0)
+        cols = np.flatnonzero(colink)
+        if cols.size == 0:
+            continue
+        # word clusters (phrases) across the wide range; a phrase is wide enough and mostly ink
+        # columns (frame corners and speckle are not)
+        clusters, s, e = [], cols[0], cols[0]
+        for c in cols[1:]:
+            if c - e > max_gap:
+                clusters.append((int(s), int(e) + 1))
+                s = c
+            e = c
+        clusters.append((int(s), int(e) + 1))
+        phrases.append((a, b, [c for c in clusters if c[1] - c[0] >= SHIP_PHRASE_MIN_W * h
+                               and colink[c[0]:c[1]].mean() >= SHIP_PHRASE_MIN_COVER]))
+
+    def make(a: int, b: int, keep: list[tuple[int, int]]) -> _TextLine | None:
+        lx0, lx1 = min(c[0] for c in keep), max(c[1] for c in keep)
+        part = wide[a:b, lx0:lx1]
+        rows = np.flatnonzero(part.any(axis=1))
+        cf, sw = _line_features(part[rows[0]:rows[-1] + 1])
+        if cf < max(2.0, SHIP_LINE_MIN_CORE * h) or sw > SHIP_MAX_STROKE * h:
+            return None  # a rule's remnant (ink in one or two rows) or a solid block (a button, an icon)
+        return _TextLine(y0 + a + int(rows[0]), y0 + a + int(rows[-1]) + 1, xa + lx0, xa + lx1, cf, sw)
+
+    # pass 1: phrases reaching into the panel's label column; pass 2: a short line (a lone
+    # "[T6-X2]") left of it, inside the text column the other lines start at
+    lines: list[_TextLine] = []
+    rest = []
+    for a, b, cl in phrases:
+        keep = [c for c in cl if c[1] > cx0 and c[0] < cx1] if (a, b) not in left_runs else []
+        ln = make(a, b, keep) if keep else None
+        if ln is not None:
+            lines.append(ln)
+        else:
+            rest.append((a, b, cl))
+    if lines:
+        col0 = min(ln.x0 for ln in lines) - xa - SHIP_WORD_MAX_GAP * h
+        for a, b, cl in rest:
+            keep = [c for c in cl if c[0] >= col0 and c[1] <= cx1]
+            ln = make(a, b, keep) if keep else None
+            if ln is not None:
+                lines.append(ln)
+    return sorted(lines, key=lambda ln: ln.y0)
+
+
+def _pick_band(lines: list[_TextLine], h: float) -> tuple[_TextLine | None, list[_TextLine]]:
+    """From the lines above the first row (top to bottom): the name line and the type lines below it.
+
+    Walks up from the row: lines closer than :data:`SHIP_LINE_MAX_GAP` belong to the band. The name
+    is the band's biggest, boldest line (glyph core height x stroke width: the name is both larger
+    and bold, so the product separates it better than either); the type lines are those below it.
+    """
+    if not lines:
+        return None, []
+    group = [lines[-1]]
+    for ln in reversed(lines[:-1]):
+        if group[-1].y0 - ln.y1 > SHIP_LINE_MAX_GAP * h:
+            break
+        group.append(ln)
+    group.reverse()  # top to bottom
+    if len(group) < 2:
+        return None, group
+    i = int(np.argmax([ln.core * ln.stroke for ln in group[:-1]]))
+    return group[i], group[i + 1:][-SHIP_MAX_TYPE_LINES:]
+
+
+def _sharpened(crop: np.ndarray) -> np.ndarray:
+    """Grey crop upscaled (cubic) and unsharp-masked: blurred small text reads better."""
+    g = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
+    up = cv2.resize(g, None, fx=SHIP_RETRY_UPSCALE, fy=SHIP_RETRY_UPSCALE, interpolation=cv2.INTER_CUBIC)
+    return cv2.addWeighted(up, 2.0, cv2.GaussianBlur(up, (0, 0), SHIP_RETRY_UPSCALE), -1.0, 0)
+
+
+def _read_type_lines(ocr: Any, rgb: np.ndarray, f: float, name: _TextLine | None, type_lines: list[_TextLine],
+                     margin: float, prep: Any) -> tuple[list[str], list[float]]:
+    """OCR each type/tier line (never the name) from a crop with a margin: blur and HDR washout thin
+    the mask at the glyphs' tops and bottoms, so a tight crop cuts them off; the margin stops at the
+    neighbouring lines."""
+    band = ([name] if name is not None else []) + type_lines
+    texts, confs = [], []
+    for ln in type_lines:
+        k = band.index(ln)
+        pad = margin * (ln.y1 - ln.y0)
+        top = max(ln.y0 - pad - 1, band[k - 1].y1 if k > 0 else -1e9)
+        bot = min(ln.y1 + pad + 1, band[k + 1].y0 if k + 1 < len(band) else 1e9)
+        b = _to_full((ln.x0 - pad - 2, top, ln.x1 - ln.x0 + 2 * pad + 4, bot - top), f, rgb.shape)
+        if b[2] < 4 or b[3] < 4:
+            continue
+        crop = rgb[b[1]:b[1] + b[3], b[0]:b[0] + b[2]]
+        try:
+            got = ocr.read_line(prep(crop) if prep else crop, SHIP_WHITELIST)
+        except Exception:  # noqa: BLE001 - OCR is evidence, never a reason to fail the layout
+            continue
+        if got.text.strip():
+            texts.append(got.text)
+            confs.append(got.confidence)
+    return texts, confs
+
+
+def _ship_plausible(lines: list[str]) -> bool:
+    """Whether the lines parse to a catalogue ship at a tier (the engine matches them again, with
+    the user's corrections map; here only to decide whether a second reading is worth it)."""
+    if not lines:
+        return False
+    try:
+        from warpd.shiptext import default_matcher
+
+        match = default_matcher().match_lines(lines)
+    except Exception:  # noqa: BLE001 - no catalogue: take the first reading
+        return True
+    return bool(match.ship_name and match.tier)
+
+
 def _ship_text(stack: list[_Seg], work: np.ndarray, mask: np.ndarray, rgb: np.ndarray, f: float,
                ocr: Any) -> ShipTextRegion | None:
     """Find the name and type/tier lines above the first space equipment row; OCR only the type/tier lines."""
     top = stack[0]
     h = float(_med([s.h for s in stack]))
-    right = int(max(s.x1 for s in stack) + 0.3 * h)
-    left = int(min(s.x0 for s in stack) - 6 * h)
-    y1 = int(top.y0 - 0.1 * h)
-    y0 = int(top.y0 - 3.2 * h)
-    sub = mask[max(0, y0):max(0, y1), max(0, left):right]
-    if sub.size == 0:
-        return None
-    prof = sub.sum(axis=1)
-    rows = prof > 1
-    # text lines: runs of rows with foreground, ignoring hairlines (separators span the band)
-    bands = []
-    start = None
-    for i, v in enumerate(list(rows) + [False]):
-        if v and start is None:
-            start = i
-        elif not v and start is not None:
-            if i - start >= max(3, 0.12 * h):
-                seg = sub[start:i]
-                cols = np.flatnonzero(seg.any(axis=0))
-                fill = seg.sum() / max(1, (i - start) * (cols[-1] - cols[0] + 1))
-                if fill < 0.9:
-                    bands.append((start, i, int(cols[0]), int(cols[-1] + 1)))
-            start = None
-    if not bands:
-        return None
-    bands = bands[-3:]
-    heights = [b[1] - b[0] for b in bands]
-    name_i = int(np.argmax(heights)) if len(bands) > 1 else -1
-    if name_i >= 0 and heights[name_i] < 1.15 * min(heights):
-        name_i = len(bands) - 2 if len(bands) >= 2 else -1
-    oy, ox = max(0, y0), max(0, left)
+    w = float(_med([s.w for s in stack]))
+    right = int(max(s.x1 for s in stack))
+    cells_left = min(s.x0 for s in stack)
+    # the panel's text column: where the row labels start (left-aligned labels sit at the panel's
+    # left padding, right-aligned ones a little further in)
+    lefts = []
+    for s in stack[:6]:
+        ext = _text_extent(mask, int(cells_left - LABEL_SEARCH_W * w), int(cells_left - 0.12 * w), int(s.y0),
+                           int(s.y0 + s.h), max_gap=int(0.9 * w))
+        if ext is not None:
+            lefts.append(ext[0])
+    core_left = min(lefts) if lefts else int(cells_left - 3 * h)
+    lines = _band_lines(mask, core_left, right, int(core_left - 8 * h), int(right + 0.5 * h),
+                        int(top.y0 - SHIP_BAND_SEARCH_H * h), int(top.y0 - 0.02 * h), h)
+    name, type_lines = _pick_band(lines, h)
 
-    def full(b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        return _to_full((ox + b[2], oy + b[0], b[3] - b[2], b[1] - b[0]), f, rgb.shape, pad=2)
+    def full(ln: _TextLine) -> tuple[int, int, int, int]:
+        return _to_full((ln.x0, ln.y0, ln.x1 - ln.x0, ln.y1 - ln.y0), f, rgb.shape, pad=2)
 
-    name_bbox = full(bands[name_i]) if name_i >= 0 else None
-    type_bands = bands[name_i + 1:] if name_i >= 0 else bands[-2:]
-    if not type_bands:
-        return ShipTextRegion(name_bbox, None)
-    tb = _union([full(b) for b in type_bands])
-    lines, confs = [], []
-    if ocr is not None and tb[2] > 0 and tb[3] > 0:
-        try:
-            crop = rgb[tb[1]:tb[1] + tb[3], tb[0]:tb[0] + tb[2]]
-            if len(type_bands) == 1:
-                got = [ocr.read_line(crop)]
-            else:
-                got = ocr.read_lines(crop, line_height=int(np.median([b[1] - b[0] for b in type_bands]) / f))
-            lines = [g.text for g in got if g.text.strip()]
-            confs = [g.confidence for g in got if g.text.strip()]
-        except Exception:  # noqa: BLE001
-            lines, confs = [], []
-    return ShipTextRegion(name_bbox, tb, lines, confs)
+    name_bbox = full(name) if name is not None else None
+    if not type_lines:
+        return ShipTextRegion(name_bbox, None) if name_bbox else None
+    boxes = [full(ln) for ln in type_lines]
+    lines_txt: list[str] = []
+    confs: list[float] = []
+    if ocr is not None:
+        lines_txt, confs = _read_type_lines(ocr, rgb, f, name, type_lines, SHIP_OCR_MARGIN, None)
+        if not _ship_plausible(lines_txt):
+            # blurred / washed-out text: read again upscaled and sharpened, keep what parses
+            again = _read_type_lines(ocr, rgb, f, name, type_lines, SHIP_OCR_RETRY_MARGIN, _sharpened)
+            if _ship_plausible(again[0]) or not lines_txt:
+                lines_txt, confs = again
+    return ShipTextRegion(name_bbox, _union(boxes), lines_txt, confs)
