@@ -232,3 +232,27 @@ def test_ship_band_on_rendered_screens(catalog, ocr_engine) -> None:
     assert exact >= 0.85 * n, misses
     assert wrapped_ok >= wrapped - 1, misses
     assert named >= 0.85 * n
+
+
+def test_outer_boxes_match_connected_components() -> None:
+    """The contour-based component boxes (the fast path of cell finding) name every 8-connected
+    component, those inside another's hole included, with the same boxes as OpenCV's labelling."""
+    import cv2
+
+    from warpd.layout import _merge_fragments, _outer_boxes
+
+    rng = np.random.default_rng(3)
+    mask = (rng.random((120, 160)) > 0.93).astype(np.uint8)
+    mask[10:60, 10:60] = 1
+    mask[20:50, 20:50] = 0  # a ring with a hole ...
+    mask[30:40, 30:40] = 1  # ... and a component inside it
+    mask[0:5, 150:160] = 1  # touching the border
+    n, _lab, stats, _c = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    want = sorted(tuple(int(v) for v in s[:4]) for s in stats[1:])
+    assert sorted(tuple(int(v) for v in b) for b in _outer_boxes(mask)) == want
+    assert _outer_boxes(np.zeros((5, 5), np.uint8)).shape == (0, 4)
+    # fragment merging: specks under 3 pixels dropped, the rest filled to their boxes
+    filled = _merge_fragments(mask, 100)
+    for x, y, w, h, area in stats[1:]:
+        inside = filled[y:y + h, x:x + w]
+        assert inside.all() if area >= 3 and h <= 100 and w <= 200 else True
