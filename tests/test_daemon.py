@@ -8,12 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import pytest
 
+from tests.waiting import wait_for
 from warpd.config import load_config
 from warpd.daemon import Daemon, InstanceLock
 from warpd.store import Store
@@ -29,14 +29,6 @@ def _cfg(tmp_path: Path, **extra: str):
     overrides += [f"{k.replace('__', '.')}={v}" for k, v in extra.items()]
     return load_config(None, overrides, env={})
 
-
-def _wait(cond, timeout: float = 30.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def _variant(src: Path, dst: Path, k: int) -> None:
@@ -66,9 +58,9 @@ def test_new_screenshots_are_read_once_and_questions_queued(daemon: Daemon, tmp_
     shutil.copy(EXAMPLES / "space_eq_000007.jpg", shots / "a.jpg")
     shutil.copy(EXAMPLES / "traits_000009.png", shots / "b.png")
     (shots / "notes.png").write_text("not an image")
-    assert _wait(lambda: daemon.counters.processed == 2)
+    assert wait_for(lambda: daemon.counters.processed == 2)
     shutil.copy(EXAMPLES / "space_eq_000007.jpg", shots / "a-again.jpg")  # same content, new name
-    assert _wait(lambda: daemon.counters.duplicates == 1)
+    assert wait_for(lambda: daemon.counters.duplicates == 1)
     assert daemon.counters.processed == 2 and daemon.store.screenshot_counts()["done"] == 2
     results = sorted((daemon.output / "results").glob("*.json"))
     assert [p.name.split(".")[0] for p in results] == ["a", "b"]
@@ -85,13 +77,7 @@ def test_new_screenshots_are_read_once_and_questions_queued(daemon: Daemon, tmp_
 
 
 def test_an_answer_becomes_training_data_and_updates_the_result(daemon: Daemon) -> None:
-    shots = daemon.folders[0]
-    shutil.copy(EXAMPLES / "space_eq_000007.jpg", shots / "a.jpg")
-    assert _wait(lambda: daemon.counters.processed == 1)
-    items = [q for q in daemon.store.waiting() if q.kind == "item"]
-    if not items:
-        pytest.skip("the example screen produced no question to answer")
-    q = items[0]
+    q = _first_question(daemon)
     name = q.candidates[0][0]
     before = len(daemon.engine().session)
     daemon.choose(q.id, name)
@@ -103,6 +89,16 @@ def test_an_answer_becomes_training_data_and_updates_the_result(daemon: Daemon) 
                  and tuple(e["bbox"]) == q.bbox)
     assert entry["item"] == name and entry["decision"] == "auto"
     assert all(p.id != q.id for p in daemon.store.waiting())
+
+
+def _first_question(daemon: Daemon):
+    """Drop the example SPACE_EQ screen and return the first item question it raised."""
+    shutil.copy(EXAMPLES / "space_eq_000007.jpg", daemon.folders[0] / "a.jpg")
+    assert wait_for(lambda: daemon.counters.processed == 1)
+    items = [q for q in daemon.store.waiting() if q.kind == "item"]
+    if not items:
+        pytest.skip("the example screen produced no question to answer")
+    return items[0]
 
 
 def test_one_instance_per_user(tmp_path: Path) -> None:
@@ -134,7 +130,7 @@ def test_kill_9_in_a_burst_loses_nothing_and_reads_nothing_twice(tmp_path: Path)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = tmp_path / "data" / "state.sqlite3"
     try:
-        assert _wait(lambda: db.exists() and _done(db) >= 3, timeout=120), "the daemon processed nothing"
+        assert wait_for(lambda: db.exists() and _done(db) >= 3, timeout=120), "the daemon processed nothing"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -186,13 +182,7 @@ def test_status_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeyp
 
 
 def test_answers_from_warpd_confirm_in_another_process_reach_the_daemon(daemon: Daemon) -> None:
-    shots = daemon.folders[0]
-    shutil.copy(EXAMPLES / "space_eq_000007.jpg", shots / "a.jpg")
-    assert _wait(lambda: daemon.counters.processed == 1)
-    items = [q for q in daemon.store.waiting() if q.kind == "item"]
-    if not items:
-        pytest.skip("the example screen produced no question to answer")
-    q = items[0]
+    q = _first_question(daemon)
     name = q.candidates[-1][0]
     env = dict(os.environ, WARPD_PATHS__DATA_DIR=str(daemon.paths.root), PYTHONPATH=str(REPO))
     done = subprocess.run([sys.executable, "-m", "warpd", "confirm", "--id", str(q.id), "--name", name],
@@ -217,7 +207,7 @@ def test_sigterm_stops_cleanly_and_a_second_start_is_refused(tmp_path: Path) -> 
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         db = tmp_path / "data" / "state.sqlite3"
-        assert _wait(lambda: db.exists() and "watching" in json.dumps(_status(tmp_path)), timeout=60)
+        assert wait_for(lambda: db.exists() and "watching" in json.dumps(_status(tmp_path)), timeout=60)
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert second.returncode == 3 and "already running" in second.stderr
         first.send_signal(signal.SIGTERM)

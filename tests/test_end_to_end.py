@@ -13,13 +13,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import pytest
 
 from tests.hubserver import HubServer
+from tests.waiting import wait_for
 from warpd.config import load_config
 from warpd.daemon import Daemon
 from warpd.hub import HttpHub, RetryPolicy
@@ -33,14 +33,6 @@ SCREEN = "space_eq_000007.jpg"
 
 pytestmark = [pytest.mark.slow, pytest.mark.train]
 
-
-def _wait(cond, timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def _iou(a, b) -> float:
@@ -88,7 +80,7 @@ def test_screenshots_to_a_better_model_and_back(tmp_path: Path, hub_server: HubS
     daemon.start()
     try:
         _variant(EXAMPLES / SCREEN, shots / "first.png", 1)
-        assert _wait(lambda: daemon.counters.processed == 1)
+        assert wait_for(lambda: daemon.counters.processed == 1)
         first = daemon.store.screenshot(daemon.store.waiting()[0].screenshot_sha).result
         asked = [q for q in daemon.store.waiting() if q.kind == "item"]
         assert len(asked) >= 3, "the strict band should leave several questions"
@@ -142,7 +134,7 @@ def test_screenshots_to_a_better_model_and_back(tmp_path: Path, hub_server: HubS
         assert daemon.sync.run_update(force=True) is not None
         assert engine.models.knowledge is not None and len(engine.models.knowledge) >= len(answered)
         _variant(EXAMPLES / SCREEN, shots / "second.png", 2)
-        assert _wait(lambda: daemon.counters.processed == 1)
+        assert wait_for(lambda: daemon.counters.processed == 1)
         second = None
         for path in (daemon.output / "results").glob("second.*.json"):
             second = json.loads(path.read_text(encoding="utf-8"))

@@ -584,8 +584,12 @@ class Store:
         return found[0] if found else None
 
     def screenshot_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(SCREENSHOT_STATES, 0)
-        for row in self._con().execute("SELECT status, COUNT(*) FROM screenshots GROUP BY status"):
+        """Screenshots per status (every status present, zero when none)."""
+        return self._status_counts("screenshots", SCREENSHOT_STATES)
+
+    def _status_counts(self, table: str, states: Sequence[str]) -> dict[str, int]:
+        counts = dict.fromkeys(states, 0)
+        for row in self._con().execute(f"SELECT status, COUNT(*) FROM {table} GROUP BY status"):
             counts[row[0]] = row[1]
         return counts
 
@@ -686,10 +690,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Questions per status (every status present, zero when none)."""
-        counts = dict.fromkeys(PENDING_STATES, 0)
-        for row in self._con().execute("SELECT status, COUNT(*) FROM pending GROUP BY status"):
-            counts[row[0]] = row[1]
-        return counts
+        return self._status_counts("pending", PENDING_STATES)
 
     def _pendings(self, where: str, params: tuple[Any, ...], limit: int | None,
                   con: sqlite3.Connection | None = None) -> list[Pending]:
