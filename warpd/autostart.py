@@ -231,20 +231,26 @@ def _keyfile_unescape(value: str) -> str:
     return re.sub(r"\\(.)", lambda m: table.get(m.group(1), "\\" + m.group(1)), value)
 
 
-def parse_desktop_exec(value: str) -> list[str]:
-    """The arguments of an ``Exec=`` value (inverse of :func:`desktop_exec`; field codes dropped)."""
-    text = _keyfile_unescape(value)
+def _split_words(text: str, *, quotes: str, escape_outside: bool, escapes: dict[str, str]) -> list[str]:
+    """Shell-like word splitting with the quoting rules of one format.
+
+    ``quotes``: the quote characters; a backslash escapes the next character inside quotes, and
+    outside them too with ``escape_outside`` (systemd, unlike the Desktop Entry spec);
+    ``escapes`` maps escaped letters to characters (``\\n``...).
+    """
     words: list[str] = []
     current: list[str] | None = None
-    i, quoted = 0, False
+    quote = ""
+    i = 0
     while i < len(text):
         c = text[i]
-        if quoted:
-            if c == "\\" and i + 1 < len(text):
-                i += 1
-                current.append(text[i])  # type: ignore[union-attr]
-            elif c == '"':
-                quoted = False
+        if c == "\\" and i + 1 < len(text) and (quote or escape_outside):
+            i += 1
+            current = current if current is not None else []
+            current.append(escapes.get(text[i], text[i]))
+        elif quote:
+            if c == quote:
+                quote = ""
             else:
                 current.append(c)  # type: ignore[union-attr]
         elif c in " \t":
@@ -253,13 +259,19 @@ def parse_desktop_exec(value: str) -> list[str]:
                 current = None
         else:
             current = current if current is not None else []
-            if c == '"':
-                quoted = True
+            if c in quotes:
+                quote = c
             else:
                 current.append(c)
         i += 1
     if current is not None:
         words.append("".join(current))
+    return words
+
+
+def parse_desktop_exec(value: str) -> list[str]:
+    """The arguments of an ``Exec=`` value (inverse of :func:`desktop_exec`; field codes dropped)."""
+    words = _split_words(_keyfile_unescape(value), quotes='"', escape_outside=False, escapes={})
     words = [w for w in words if not re.fullmatch(r"%[a-zA-Z]", w)]  # a field code alone (%f, %u)
     return [re.sub(r"%(.)", lambda m: "%" if m.group(1) == "%" else "", w) for w in words]
 
@@ -284,35 +296,7 @@ def systemd_exec(argv: Sequence[str]) -> str:
 
 def parse_systemd_exec(value: str) -> list[str]:
     """The arguments of an ``ExecStart=`` line as systemd splits them (the subset we write)."""
-    words: list[str] = []
-    current: list[str] | None = None
-    quote = ""
-    escapes = {"n": "\n", "t": "\t", "s": " "}
-    i = 0
-    while i < len(value):
-        c = value[i]
-        if c == "\\" and i + 1 < len(value):
-            i += 1
-            current = current if current is not None else []
-            current.append(escapes.get(value[i], value[i]))
-        elif quote:
-            if c == quote:
-                quote = ""
-            else:
-                current.append(c)  # type: ignore[union-attr]
-        elif c in " \t":
-            if current is not None:
-                words.append("".join(current))
-                current = None
-        else:
-            current = current if current is not None else []
-            if c in "\"'":
-                quote = c
-            else:
-                current.append(c)
-        i += 1
-    if current is not None:
-        words.append("".join(current))
+    words = _split_words(value, quotes="\"'", escape_outside=True, escapes={"n": "\n", "t": "\t", "s": " "})
     words = [w.replace("%%", "%") for w in words]
     return words[:1] + [w.replace("$$", "$") for w in words[1:]]
 
