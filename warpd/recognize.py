@@ -338,27 +338,30 @@ class Engine:
                   if not v.eligible and v.probability >= self.settings.relabel_min_probability]
         if not jobs or len(strong) < self.settings.relabel_min_share * len(jobs):
             return []
-        support: dict[str, int] = {}
-        size: dict[str, int] = {}
+        support: dict[str, tuple[int, bool, int]] = {}
+        envs: dict[str, str] = {}
         for slot, group in SLOT_GROUPS.items():
-            if slot == work.slot or group.kind not in work.kinds:
+            if slot == work.slot or group.kind == "spec":
                 continue
-            if group.kind != "boff" and group.environment != work.env:  # boff seats serve both
-                continue
-            allowed = self._candidates(slot, work.env, work.env_unseen)
-            hits = sum(1 for v in strong if v.name in set(allowed))
+            # boff seats serve both environments; every other slot names its own
+            envs[slot] = work.env if group.kind == "boff" else group.environment
+            allowed = set(self._candidates(slot, envs[slot], work.env_unseen))
+            hits = sum(1 for v in strong if v.name in allowed)
             if hits:
-                support[slot], size[slot] = hits, len(allowed)
+                # most supporting cells first; then a slot of the panel's own kind (a trait grid the
+                # layout merged into an equipment panel may still be renamed, given the icons); then
+                # the most specific slot
+                support[slot] = (hits, group.kind in work.kinds, -len(allowed))
         if not support:
             return []
-        best = max(support, key=lambda k: (support[k], -size[k]))
-        if support[best] < self.settings.relabel_min_share * len(jobs):
+        best = max(support, key=lambda k: support[k])
+        if support[best][0] < self.settings.relabel_min_share * len(jobs):
             return []
-        log.debug("row %s named %s by its icons (%d of %d cells)", work.slot, best, support[best], len(jobs))
-        work.slot = best
+        log.debug("row %s named %s by its icons (%d of %d cells)", work.slot, best, support[best][0], len(jobs))
+        work.slot, work.env = best, envs[best]
         cands = self._candidates(best, work.env, work.env_unseen)
         for job in jobs:
-            job.slot, job.votes, job.ranked, job.candidates = best, [], [], cands
+            job.slot, job.environment, job.votes, job.ranked, job.candidates = best, work.env, [], [], cands
         return jobs
 
     def _identify(self, jobs: list[CellJob], models: ModelSet) -> None:
