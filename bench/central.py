@@ -10,7 +10,9 @@ wall clock (export reserve included) and reports:
   panels, captures and JPEG), with the layout's few-pixel bbox error, for items in the class set;
 * ECE before/after temperature scaling, and the time the ONNX/pt export took after the budget.
 
-    .venv/bin/python bench/central.py [--classes 3000] [--budget-s 600] [--threads 2]
+    .venv/bin/python bench/central.py [--classes 3000] [--budget-s 600] [--threads 2] [--set head=linear ...]
+
+``--set FIELD=VALUE`` overrides any other TrainConfig field (the defaults are the measured best).
 
 Numbers depend on the machine and on what else runs on it: say so when quoting them.
 """
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--screens", type=int, default=40, help="rendered screens to cut held-out crops from")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="any other TrainConfig field, e.g. --set head=linear --set eval_every_s=90")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -106,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     names = class_names(catalog, args.classes, args.seed)
     bank = render_bank(names)
     render_s = time.monotonic() - t_job
+    extra = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        default = getattr(TrainConfig, key)
+        extra[key] = value.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(value)
     cfg = TrainConfig(seed=args.seed, batch_size=args.batch_size, lr=args.lr, budget_s=args.budget_s,
-                      threads=args.threads, progress=not args.no_progress)
+                      threads=args.threads, progress=not args.no_progress, **extra)
     result = train_icon_classifier(bank, cfg, start_time=t_job)
     t_export = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,14 @@ the compute of every layer (training on 2 CPU cores would fall from ~270 to ~70 
 the issue's throughput target) while the rendered-crop accuracy is limited by the time budget, not
 by the final map size. ``stem_stride=1`` stays available for GPU runs.
 
+The head is a cosine (normalised-softmax) classifier by default (:class:`CosineLinear`): in a
+600 s CPU run each of thousands of classes is seen a few dozen times, and there it learnt about
+twice as fast as the plain linear head (numbers in ``central.train_icons.TrainConfig``).
+``head="linear"`` keeps torchvision's layer. The ONNX graph is self-contained either way; the
+``.pt`` state dict of a cosine model has one extra key, ``classifier.1.logit_scale`` (the backbone
+keys are identical, and :func:`load_backbone` drops the whole classifier, so either head can start
+from either kind of previous model).
+
 Screen classifier: MobileNetV3-Small on the 224 letterbox of ``warpd.screen_type.screen_tensor``.
 
 Every file that comes from the network is loaded with ``torch.load(weights_only=True)``: a pickled
@@ -28,18 +36,46 @@ from torchvision.models import efficientnet_b0, mobilenet_v3_small
 CLASSIFIER_PREFIX = "classifier."
 
 
-def icon_model(n_classes: int, *, dropout: float = 0.2, stochastic_depth: float = 0.0,
-               stem_stride: int = 2) -> nn.Module:
-    """EfficientNet-B0 (random init) with its head replaced by a ``n_classes`` linear layer.
+class CosineLinear(nn.Linear):
+    """``logits = exp(logit_scale) * cos(feature, weight_c) + bias_c`` (a normalised-softmax head).
 
-    ``stochastic_depth`` defaults to 0 (torchvision uses 0.2 for 300+ ImageNet epochs): a run of
-    minutes never sees enough steps for that regulariser to pay for the signal it removes.
+    Both the pooled feature and every class weight are L2-normalised, so a class is a direction and
+    the logit is a cosine times one learnt scale. With thousands of classes and a few dozen crops of
+    each in a run, a plain linear head spends its first thousands of steps growing or shrinking
+    weight norms (rare-in-the-batch classes get pushed down as a block); a cosine head cannot, and
+    it can start from class prototypes (:func:`imprint_head`). A subclass of ``nn.Linear`` with the
+    same ``weight``/``bias`` keys (plus ``logit_scale``), so tools that look for the last Linear work.
+    """
+
+    def __init__(self, in_features: int, out_features: int, scale: float = 16.0):
+        super().__init__(in_features, out_features, bias=True)
+        self.logit_scale = nn.Parameter(torch.tensor(float(np.log(scale))))
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.normalize(self.weight, dim=1)
+        return F.linear(F.normalize(x, dim=1), w) * self.logit_scale.exp() + self.bias
+
+
+def icon_model(n_classes: int, *, dropout: float = 0.2, stochastic_depth: float = 0.0,
+               stem_stride: int = 2, head: str = "cosine", scale: float = 16.0) -> nn.Module:
+    """EfficientNet-B0 (random init) with its head replaced by a ``n_classes`` one.
+
+    ``head="linear"`` is torchvision's plain linear layer; ``"cosine"`` is :class:`CosineLinear`
+    (initial logit scale ``scale``). ``stochastic_depth`` defaults to 0 (torchvision uses 0.2 for
+    300+ ImageNet epochs): a run of minutes never sees enough steps for that regulariser to pay for
+    the signal it removes.
     """
     if n_classes < 1:
         raise ValueError("n_classes must be positive")
+    if head not in ("linear", "cosine"):
+        raise ValueError(f"unknown head {head!r}")
     model = efficientnet_b0(weights=None, dropout=dropout, stochastic_depth_prob=stochastic_depth)
     in_features = model.classifier[1].in_features
-    model.classifier[1] = nn.Linear(in_features, n_classes)
+    if head == "cosine":
+        model.classifier[1] = CosineLinear(in_features, n_classes, scale)
+    else:
+        model.classifier[1] = nn.Linear(in_features, n_classes)
     nn.init.uniform_(model.classifier[1].weight, -1.0 / in_features ** 0.5, 1.0 / in_features ** 0.5)
     nn.init.zeros_(model.classifier[1].bias)
     if stem_stride != 2:

@@ -225,6 +225,36 @@ def test_backbone_init_strips_the_classifier(trained, tmp_path):
         load_backbone(screen_model(3), path)  # another architecture is refused, not half-loaded
 
 
+def test_cosine_head_default_and_linear_head_share_the_backbone(trained):
+    from central.models import CosineLinear
+
+    head = trained.model.classifier[1]
+    assert isinstance(head, CosineLinear) and head.out_features == N_CLASSES
+    lin = icon_model(7, head="linear")
+    assert type(lin.classifier[1]) is torch.nn.Linear
+    prev = trained.model.state_dict()
+    assert load_backbone(lin, prev) == len([k for k in prev if not k.startswith("classifier.")])
+    x = torch.randn(2, 3, 64, 48)
+    with torch.inference_mode():  # logits of a cosine head are bounded by its scale (+ bias)
+        z = trained.model.eval()(x)
+    assert z.abs().max() <= head.logit_scale.detach().exp().item() + head.bias.detach().abs().max().item() + 1e-4
+    with pytest.raises(ValueError):
+        icon_model(3, head="mlp")
+
+
+def test_imprint_sets_unit_prototypes(bank):
+    from central.train_icons import imprint_head
+
+    small = C.IconBank(bank.names[:6], bank.icons[:6])
+    cfg = _tiny_cfg(imprint_per_class=2)
+    model = icon_model(6).to(memory_format=torch.channels_last)
+    before = model.classifier[1].weight.clone()
+    imprint_head(model, small, cfg, np.random.default_rng(0))
+    w = model.classifier[1].weight
+    assert torch.allclose(w.norm(dim=1), torch.ones(6), atol=1e-5) and not torch.allclose(w, before)
+    assert model.training
+
+
 def test_pickled_objects_are_refused(tmp_path):
     class Evil:
         def __reduce__(self):
