@@ -41,6 +41,8 @@ SCREEN_FILES = (formats.SCREEN_ONNX, formats.SCREEN_PT, formats.SCREEN_LABELS)
 VERSION_PATH = f"{formats.MODELS_DIR}/{formats.MODEL_VERSION}"
 MANIFEST_PATH = f"{formats.MODELS_DIR}/{formats.MANIFEST}"
 REPO_TYPE = "model"  # what warpd.sync.Updater reads the knowledge repo as
+# Committed for the next run's fine-tuning, never listed for clients (they run ONNX).
+TRAINING_ONLY = frozenset({f"{formats.MODELS_DIR}/{formats.ICON_PT}", f"{formats.MODELS_DIR}/{formats.SCREEN_PT}"})
 
 
 def model_path(name: str) -> str:
@@ -185,7 +187,9 @@ def stage_files(model_dir: Path, *, screen_dir: Path | None, previous: Previous,
 def build_version(files: Mapping[str, bytes], *, version: str, trained_at: dt.datetime, n_classes: int,
                   val_acc: float | None, n_samples: int, n_users: int, screen: Mapping[str, Any] | None,
                   previous: ModelVersion | None, extra: Mapping[str, Any]) -> ModelVersion:
-    """model_version.json for ``files`` (each listed with sha256 and size).
+    """model_version.json for ``files`` (each listed with sha256 and size, except the weights-only
+    ``.pt`` state dicts: they are committed for the next run's fine-tuning, but clients run ONNX and
+    download only what is listed, so 16 MB they would never use stay on the Hub).
 
     ``screen`` carries this run's screen model figures (val_acc, n_samples) when it trained one;
     otherwise the previous screen figures are kept with the carried-over files.
@@ -198,7 +202,8 @@ def build_version(files: Mapping[str, bytes], *, version: str, trained_at: dt.da
         s_at, s_acc, s_n = None, None, 0
     return ModelVersion(version=version, trained_at=trained_at, n_classes=n_classes, val_acc=val_acc,
                         n_samples=n_samples, n_users=n_users, screen_trained_at=s_at, screen_val_acc=s_acc,
-                        screen_n_samples=s_n, files={p: formats.file_entry(d) for p, d in sorted(files.items())},
+                        screen_n_samples=s_n,
+                        files={p: formats.file_entry(d) for p, d in sorted(files.items()) if p not in TRAINING_ONLY},
                         extra=dict(extra))
 
 

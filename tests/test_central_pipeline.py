@@ -233,10 +233,11 @@ def test_publish_is_one_commit_that_a_client_installs(scenario) -> None:
     version = formats.parse_model_version(files["models/model_version.json"])
     raw = json.loads(files["models/model_version.json"])
     assert raw["trained_at"].endswith("Z") and formats.format_utc(version.trained_at) == raw["trained_at"]
-    expected = {f"models/{n}" for n in (formats.ICON_ONNX, formats.ICON_PT, formats.LABEL_MAP, formats.ICON_META,
-                                        formats.SCREEN_ONNX, formats.SCREEN_PT, formats.SCREEN_LABELS,
+    expected = {f"models/{n}" for n in (formats.ICON_ONNX, formats.LABEL_MAP, formats.ICON_META,
+                                        formats.SCREEN_ONNX, formats.SCREEN_LABELS,
                                         formats.CORRECTIONS, formats.MANIFEST)} | {formats.KNOWLEDGE_FILE}
-    assert set(version.files) == expected
+    assert set(version.files) == expected  # what clients download: no .pt, they run ONNX
+    assert {"models/icon_classifier.pt", "models/screen_classifier.pt"} <= set(files)  # kept for fine-tuning
     for path, meta in version.files.items():
         assert formats.file_entry(files[path]) == meta, path
     assert version.n_classes == N_CLASSES and version.n_users == 4 and version.n_samples > 0
