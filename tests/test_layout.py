@@ -256,3 +256,37 @@ def test_outer_boxes_match_connected_components() -> None:
     for x, y, w, h, area in stats[1:]:
         inside = filled[y:y + h, x:x + w]
         assert inside.all() if area >= 3 and h <= 100 and w <= 200 else True
+
+
+def _tree_image(node: int = 26, step: int = 41, levels: int = 4, cols: int = 3) -> np.ndarray:
+    """A dark screen with one tree of square nodes joined by thin vertical connectors."""
+    img = np.full((768, 1366, 3), 12, np.uint8)
+    x0, y0 = 600, 200
+    for c in range(cols):
+        cx = x0 + c * (node + 18)
+        for lv in range(levels):
+            y = y0 + lv * step
+            img[y:y + node, cx:cx + node] = 170
+            if lv:
+                mid = cx + node // 2
+                img[y - (step - node):y, mid:mid + 2] = 170  # connector from the level above
+    return img
+
+
+def test_tree_nodes_joined_by_connectors_are_cells() -> None:
+    from warpd.layout import find_cells
+
+    boxes = find_cells(_tree_image())
+    nodes = [b for b in boxes if 20 <= b[3] <= 32 and 20 <= b[2] <= 32]
+    assert len(nodes) >= 10  # 12 nodes; the connectors no longer make the tree one tall blob
+
+
+def test_tree_cut_leaves_rings_and_bars_alone() -> None:
+    import cv2
+
+    from warpd.layout import find_cells
+
+    img = np.full((1080, 1920, 3), 12, np.uint8)
+    cv2.circle(img, (1795, 125), 105, (170, 170, 170), 2)  # a minimap rim
+    img[330:600, 1335:1425] = 170  # a tall solid bar
+    assert find_cells(img) == []

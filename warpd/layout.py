@@ -105,6 +105,9 @@ BOFF_MAX_HW = 1.55
 # specialisation tree nodes stand apart (gap / cell width); slot grids nearly touch
 SPEC_MIN_GAP_W = 0.25
 SPEC_MAX_GAP_W = 0.8  # wider: a row of slots with a cell missing
+# a tree is 3 nodes wide; the primary and secondary trees stand side by side, and where the gap
+# between them is no wider than a node gap their rows chain into one of 6
+SPEC_MAX_ROW_CELLS = 6
 MARKER_MIN_VAL = 70
 MARKER_MIN_FRACTION = 0.45
 # Label OCR: the line height passed to the OCR's upscaling, as a fraction of the row height; the real
@@ -494,9 +497,67 @@ def find_cells(work: np.ndarray, mask: np.ndarray | None = None) -> list[tuple[i
     min_h = max(MIN_CELL_H_PX, int(MIN_CELL_H_FRAC * H))
     max_h = int(MAX_CELL_H_FRAC * H)
     boxes = _cell_boxes(mask, min_h, max_h) + _edge_boxes(work, min_h, max_h)
+    boxes += _tree_nodes(mask, min_h, max_h, boxes)
     if dark is not None:
         boxes += [b for b in _cell_boxes(dark, min_h, max_h, merge=False)]
     return boxes
+
+
+# a specialisation tree's nodes are joined by thin connector lines, which make the whole tree one
+# component too tall for a cell; a connector is at most this share of the smallest cell height wide
+# (a 1..2 px line at any UI scale), and at least this share long (diamond outlines' diagonal edges
+# are only a pixel or two tall per column, so they stay)
+CONNECTOR_MAX_W = 0.2
+CONNECTOR_MIN_LEN = 0.3
+# only components this many max cell heights tall at most are cut (a whole panel frame is left alone)
+CONNECTOR_MAX_H = 6
+# a node left after the cut is a solid or outlined icon (measured >= ~0.3 of its box lit); the arcs of a
+# ring (a minimap's rim) cut at its thin top, bottom and sides light only a few percent of theirs
+CUT_MIN_FILL = 0.15
+# tree levels are a node plus a short connector apart (measured ~1.5 node heights), with margin;
+# the pieces of one big shape cut at its thin parts stand much further apart
+TREE_MAX_STEP_H = 2.0
+
+
+def _tree_nodes(mask: np.ndarray, min_h: int, max_h: int,
+                found: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Cells of components too tall for a cell (trees of nodes joined by connector lines), found
+    after their thin vertical and horizontal lines are removed: kept only where one component gives
+    nodes on two or more levels (a tree), none of them overlapping a cell found already."""
+    st = _outer_boxes(mask)
+    if not len(st):
+        return []
+    # too tall for a cell, or a column of nodes too narrow for one (small UI scale)
+    tall = st[((st[:, 3] > max_h) | ((st[:, 3] >= 2 * min_h) & (st[:, 2] < MIN_ASPECT * st[:, 3])))
+              & (st[:, 3] <= CONNECTOR_MAX_H * max_h) & (st[:, 2] >= MIN_ASPECT * min_h)
+              & (st[:, 2] <= CONNECTOR_MAX_H * max_h)]
+    thin = max(2, int(round(CONNECTOR_MAX_W * min_h))) + 1
+    long = max(3, int(round(CONNECTOR_MIN_LEN * min_h)))
+    out: list[tuple[int, int, int, int]] = []
+    for x, y, w, h in tall.tolist():
+        sub = mask[y:y + h, x:x + w]
+        n, lab = cv2.connectedComponents(sub, connectivity=8)
+        # the component itself: the label most of its lit pixels carry
+        own = (lab == np.bincount(lab[sub > 0]).argmax()).astype(np.uint8) if n > 2 else sub.copy()
+        wide = cv2.dilate(cv2.erode(own, np.ones((1, thin), np.uint8)), np.ones((1, thin), np.uint8))
+        tallk = cv2.dilate(cv2.erode(own, np.ones((thin, 1), np.uint8)), np.ones((thin, 1), np.uint8))
+        vline = (own > wide) & (cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((long, 1), np.uint8)) > 0)
+        hline = (own > tallk) & (cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((1, long), np.uint8)) > 0)
+        cut = (own.astype(bool) & ~vline & ~hline).astype(np.uint8)
+        nodes = [(bx + x, by + y, bw, bh) for bx, by, bw, bh in _cell_boxes(cut, min_h, max_h)
+                 if int(cut[by:by + bh, bx:bx + bw].sum()) >= CUT_MIN_FILL * bw * bh]
+        nodes = [b for b in nodes if not any(_overlap(b, o) > 0 for o in found)]
+        if not nodes:
+            continue
+        nh = _med([b[3] for b in nodes])
+        levels: list[float] = []
+        for c in sorted(b[1] + b[3] / 2 for b in nodes):
+            if not levels or c - levels[-1] > 0.5 * nh:
+                levels.append(c)
+        # a tree's levels follow each other a connector apart; pieces of one big shape stand far apart
+        if len(levels) >= 2 and all(b - a <= TREE_MAX_STEP_H * nh for a, b in zip(levels, levels[1:])):
+            out += nodes
+    return out
 
 
 EDGE_LOW, EDGE_HIGH = 30, 90
@@ -840,7 +901,11 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
     for grid in _left_stacks(rest):
         counts = [len(t.boxes) for t in grid]
         gaps = [(t.x1 - t.x0 - len(t.boxes) * t.w) / max(1, len(t.boxes) - 1) for t in grid if len(t.boxes) > 1]
-        if max(counts) <= 3 and gaps and SPEC_MIN_GAP_W * grid[0].w < np.median(gaps) < SPEC_MAX_GAP_W * grid[0].w:
+        # a row longer than one tree's must itself be spaced like tree nodes (two trees chained)
+        wide_ok = all(SPEC_MIN_GAP_W * t.w < (t.x1 - t.x0 - len(t.boxes) * t.w) / (len(t.boxes) - 1)
+                      for t in grid if len(t.boxes) > 3)
+        if max(counts) <= SPEC_MAX_ROW_CELLS and wide_ok and gaps \
+                and SPEC_MIN_GAP_W * grid[0].w < np.median(gaps) < SPEC_MAX_GAP_W * grid[0].w:
             if len(grid) < 2:
                 continue  # a tree has several levels
             panels.append(("specs", grid, [None] * len(grid)))
