@@ -844,16 +844,21 @@ def _validate_segment(data: Any, segment: str, template: dict[str, Any], catalog
     return problems
 
 
+def _cell_record(cell: Any, where: str, what: str, problems: list[str]) -> Mapping[str, Any] | None:
+    """A build cell's record, or None for an empty cell; a malformed cell is reported and is None too."""
+    if cell is None or cell == "":
+        return None
+    if not isinstance(cell, Mapping) or not isinstance(cell.get("item"), str):
+        problems.append(f"{where} must be None, '' or {what}")
+        return None
+    return cell
+
+
 def _validate_cells(cells: list, segment: str, key: str, catalog: Catalog) -> list[str]:
     problems = []
     for i, cell in enumerate(cells):
         where = f"{segment}.{key}[{i}]"
-        if cell is None or cell == "":
-            continue
-        if not isinstance(cell, Mapping) or not isinstance(cell.get("item"), str):
-            problems.append(f"{where} must be None, '' or a record with an item")
-            continue
-        if cell["item"] == "":
+        if _cell_record(cell, where, "a record with an item", problems) is None or cell["item"] == "":
             continue
         problem = _item_problem(catalog, segment, key, cell["item"])
         if problem:
@@ -889,10 +894,7 @@ def _validate_boffs(data: Mapping[str, Any], segment: str, catalog: Catalog) -> 
         allowed = _validated_seat_types(segment, s, specs, profs)
         for i, cell in enumerate(seat):
             where = f"{segment}.boffs[{s}][{i}]"
-            if cell is None or cell == "":
-                continue
-            if not isinstance(cell, Mapping) or not isinstance(cell.get("item"), str):
-                problems.append(f"{where} must be None, '' or an ability record")
+            if _cell_record(cell, where, "an ability record", problems) is None:
                 continue
             if cell.get("rank") not in ABILITY_RANKS:
                 problems.append(f"{where}: {cell['item']!r} needs a rank of I, II or III (SETS raises KeyError)")

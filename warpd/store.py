@@ -981,34 +981,16 @@ class Store:
         (sent, not yet marked) batch are left out. Items whose local file vanished are skipped.
         """
         out: list[SyncItem] = []
-        crop_rows = self._con().execute(
-            "SELECT a.id, a.crop_sha, a.name, a.record FROM annotations a "
-            "WHERE a.id = (SELECT MAX(b.id) FROM annotations b WHERE b.crop_sha = a.crop_sha) "
-            "AND NOT EXISTS (SELECT 1 FROM sync_items s WHERE s.kind = 'crop' AND s.sha = a.crop_sha "
-            "                AND s.label = a.name) "
-            "AND NOT EXISTS (SELECT 1 FROM batch_items bi JOIN batches bt ON bt.batch_id = bi.batch_id "
-            "                WHERE bt.state = 'sent' AND bi.done = 0 AND bi.kind = 'crop' AND bi.sha = a.crop_sha) "
-            "ORDER BY a.id").fetchall()
-        for row in crop_rows:
-            if limit is not None and len(out) >= limit:
-                return out
-            item = self._crop_item(row)
-            if item.path.is_file():
-                out.append(item)
-        screen_rows = self._con().execute(
-            "SELECT m.id, m.sha, m.screen_type FROM screen_samples m "
-            "WHERE m.id = (SELECT MAX(n.id) FROM screen_samples n WHERE n.sha = m.sha) "
-            "AND NOT EXISTS (SELECT 1 FROM sync_items s WHERE s.kind = 'screen' AND s.sha = m.sha "
-            "                AND s.label = m.screen_type) "
-            "AND NOT EXISTS (SELECT 1 FROM batch_items bi JOIN batches bt ON bt.batch_id = bi.batch_id "
-            "                WHERE bt.state = 'sent' AND bi.done = 0 AND bi.kind = 'screen' AND bi.sha = m.sha) "
-            "ORDER BY m.id").fetchall()
-        for row in screen_rows:
-            if limit is not None and len(out) >= limit:
-                break
-            item = self._screen_item(row)
-            if item.path.is_file():
-                out.append(item)
+        for kind, table, columns, sha, label, make in (
+                ("crop", "annotations", "id, crop_sha, name, record", "crop_sha", "name", self._crop_item),
+                ("screen", "screen_samples", "id, sha, screen_type", "sha", "screen_type", self._screen_item)):
+            for row in self._con().execute(_UNSYNCED_SQL.format(columns=columns, table=table, sha=sha, label=label),
+                                           (kind, kind)):
+                if limit is not None and len(out) >= limit:
+                    return out
+                item = make(row)
+                if item.path.is_file():
+                    out.append(item)
         return out
 
     def _crop_item(self, row: sqlite3.Row) -> SyncItem:
@@ -1227,6 +1209,17 @@ class Store:
         rows = self._con().execute("SELECT ship_key, MAX(updated_at) AS at FROM builds GROUP BY ship_key "
                                    "ORDER BY at DESC, ship_key").fetchall()
         return [(r[0], r[1]) for r in rows]
+
+
+# The latest record per hash of one table (annotations or screen samples) that is neither uploaded
+# under that label nor in a sent, unmarked batch; the same rule for crops and screen samples.
+_UNSYNCED_SQL = (
+    "SELECT {columns} FROM {table} x "
+    "WHERE x.id = (SELECT MAX(y.id) FROM {table} y WHERE y.{sha} = x.{sha}) "
+    "AND NOT EXISTS (SELECT 1 FROM sync_items s WHERE s.kind = ? AND s.sha = x.{sha} AND s.label = x.{label}) "
+    "AND NOT EXISTS (SELECT 1 FROM batch_items bi JOIN batches bt ON bt.batch_id = bi.batch_id "
+    "                WHERE bt.state = 'sent' AND bi.done = 0 AND bi.kind = ? AND bi.sha = x.{sha}) "
+    "ORDER BY x.id")
 
 
 def _path_key(path: str | os.PathLike[str]) -> str:
