@@ -73,6 +73,13 @@ ROW_H_TOL = 0.12
 ROW_Y_TOL = 0.2
 # Neighbouring cells of one row are at most this many cell widths apart (edge to edge).
 MAX_CELL_GAP_W = 0.6
+# a gap wider than this share of a cell is checked for a panel edge (a brightness step of at least
+# BORDER_MIN_STEP levels down BORDER_MIN_RUN of a column reaching BORDER_REACH_H cell heights above
+# and below the cells): cells on either side belong to different panels
+BORDER_MIN_GAP_W = 0.3
+BORDER_MIN_STEP = 14
+BORDER_MIN_RUN = 0.85
+BORDER_REACH_H = 0.4
 # Pitch regularity: a step more than this off the row's pitch breaks the row.
 PITCH_TOL = 0.15
 # a step of two pitches means one hidden cell only when it is exactly two (boff seats are ~1.85 apart)
@@ -718,6 +725,26 @@ def _split_at_seats(seg: _Seg, hsv: np.ndarray | None) -> list[_Seg]:
     return [s for s in out if s.boxes]
 
 
+def _border_between(hsv: np.ndarray, a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Whether a panel edge runs between two cells of one line (from ``a``'s right edge to ``b``'s
+    left edge, both excluded): a column whose brightness steps sharply above the cells, beside them
+    and below them alike. Cells of one row share one panel background, so two panels side by side
+    (a trait panel next to an equipment panel) must not make one row; an icon's own frame edge,
+    even stacked over a grid's rows, stops at the gaps between the rows."""
+    h = max(a[3], b[3])
+    top, bottom = min(a[1], b[1]), max(a[1] + a[3], b[1] + b[3])
+    y0 = int(max(0, top - BORDER_REACH_H * h))
+    y1 = int(min(hsv.shape[0], bottom + BORDER_REACH_H * h))
+    x0, x1 = int(a[0] + a[2]) + 1, int(b[0]) - 1
+    if x1 - x0 < 2 or top - y0 < 2 or y1 - bottom < 2:
+        return False
+    v = hsv[y0:y1, x0:x1, 2].astype(np.int16)
+    step = np.abs(np.diff(v, axis=1)) >= BORDER_MIN_STEP
+    parts = (step[:top - y0], step[top - y0:bottom - y0], step[bottom - y0:])
+    runs = np.minimum.reduce([p.mean(axis=0) for p in parts])
+    return bool((runs >= BORDER_MIN_RUN).any())
+
+
 def build_segments(boxes: list[tuple[int, int, int, int]], hsv: np.ndarray | None = None) -> list[_Seg]:
     """Chain cells of equal height on one line into regularly spaced segments; refuse over-long ones."""
     boxes = sorted(_dedupe(boxes), key=lambda b: (b[0]))
@@ -737,6 +764,8 @@ def build_segments(boxes: list[tuple[int, int, int, int]], hsv: np.ndarray | Non
             gap = c[0] - (last[0] + last[2])
             if gap < -0.2 * last[2]:
                 continue
+            if hsv is not None and gap > BORDER_MIN_GAP_W * last[2] and _border_between(hsv, last, c):
+                break
             if gap > MAX_CELL_GAP_W * last[2] + 2.2 * last[2] * 0:
                 # allow one hidden cell (cursor / tooltip) between two visible ones
                 if gap > MAX_CELL_GAP_W * last[2] + last[2] * 1.25:
@@ -747,7 +776,12 @@ def build_segments(boxes: list[tuple[int, int, int, int]], hsv: np.ndarray | Non
         for seg in _regularise(chain):
             pieces.extend(_split_at_seats(seg, hsv) if any(seg.inferred) else [seg])
         segs.extend(pieces)
-    return [s for s in segs if len(s.boxes) <= MAX_ROW_CELLS]
+    segs = [s for s in segs if len(s.boxes) <= MAX_ROW_CELLS]
+    # a lone cell on a position a longer row already holds (an empty frame, taller than the icons
+    # beside it, that the row filled in as a hidden cell) is that row's cell, not a row of its own
+    rows = [s for s in segs if len(s.boxes) >= 2]
+    return [s for s in segs if len(s.boxes) >= 2 or not any(
+        _overlap(s.boxes[0], b) > 0.5 for r in rows for b in r.boxes)]
 
 
 def _regularise(chain: list[tuple[int, int, int, int]]) -> list[_Seg]:
@@ -920,6 +954,12 @@ PROBE_MIN_FILL = 0.35
 # a lone row this many row steps above / below an equipment panel may still be one of its rows
 ADOPT_MAX_STEPS = 3
 TRAIT_ROW_CELLS = 5
+# trait grids: rows of one section stand ~1.15 cell heights apart; a header between two sections
+# makes the step ~1.9 h. Pieces of one grid are joined across at most SECTION_MAX_GAP_H of gap.
+SECTION_MIN_STEP_H = 1.55
+SECTION_MAX_GAP_H = 1.2
+# an empty or locked frame is the whole cell; a round trait icon inside it is found ~15% smaller
+GRID_PIECE_H_TOL = 0.25
 NEAR_PITCH_W = 1.1  # pitch / cell width of a grid of (nearly) touching cells
 
 
@@ -1111,7 +1151,7 @@ def _row_pitch(stack: list[_Seg]) -> float:
 
 
 def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask: np.ndarray,
-                   dark: np.ndarray) -> list[tuple[str, list[_Seg], list[str | None]]]:
+                   dark: np.ndarray, hsv: np.ndarray | None = None) -> list[tuple[str, list[_Seg], list[str | None]]]:
     """Fill the grid positions a row's pitch says are there (icons merged with a neighbour, washed out
     by HDR) when the position holds slot-like pixels. Trait rows are left-aligned rows of five: they
     grow leftwards and rightwards while positions hold slots. An 'equipment' panel whose rows mostly
@@ -1134,8 +1174,22 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
             lo, hi = min(have), max(have)
             if kind == "equipment":  # rows are right-justified: a row short of the panel's right edge
                 hi = max(hi, hi + int(round((right - seg.x1) / pitch)))
+            def outside_ok(k: int) -> bool:
+                """A position beyond the row's cells holds a slot of this panel (no panel edge between)."""
+                if not _probe(mask, dark, at(seg, k)):
+                    return False
+                if hsv is None or min(have) <= k <= max(have):
+                    return True
+                # the edge may run through the probed position itself: search from its far side
+                box = at(seg, k)
+                if k < min(have):
+                    a, b = (box[0] - 1, box[1], 0, box[3]), have[min(have)][0]
+                else:
+                    a, b = have[max(have)][0], (box[0] + box[2] + 1, box[1], 0, box[3])
+                return not _border_between(hsv, a, b)
+
             if kind == "traits":
-                while hi - lo < TRAIT_ROW_CELLS - 1 and _probe(mask, dark, at(seg, lo - 1)):
+                while hi - lo < TRAIT_ROW_CELLS - 1 and outside_ok(lo - 1):
                     lo -= 1
                 hi = max(hi, lo + TRAIT_ROW_CELLS - 1)
             out = []
@@ -1144,7 +1198,7 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
                     out.append(have[k])
                     continue
                 box = at(seg, k)
-                if _probe(mask, dark, box):
+                if outside_ok(k):
                     out.append((box, True))
                 elif k > max(have):
                     break
@@ -1152,10 +1206,13 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
                 seg.boxes = [b for b, _ in out]
                 seg.inferred = [i for _, i in out]
         out_drafts.append((kind, stack, extra))
-    # pieces of one grid completed into the same cells: keep each cell once
+    # pieces of one grid completed into the same cells: keep each cell once, for the draft with the
+    # most cells actually seen (a grid of leftover pieces grown into a row must not take its cells)
     seen: list[tuple[int, int, int, int]] = []
     result = []
-    for kind, stack, extra in out_drafts:
+    order = sorted(range(len(out_drafts)), key=lambda i: -sum(
+        not inf for seg in out_drafts[i][1] for inf in seg.inferred))
+    for kind, stack, extra in (out_drafts[i] for i in order):
         keep_s, keep_e = [], []
         for seg, e in zip(stack, extra):
             pairs = [(b, i) for b, i in zip(seg.boxes, seg.inferred) if not any(_overlap(b, k) > 0.5 for k in seen)]
@@ -1169,6 +1226,76 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
         if keep_s:
             result.append((kind, keep_s, keep_e))
     return result
+
+
+def _merge_trait_grids(drafts: list[tuple[str, list[_Seg], list[str | None]]]
+                       ) -> list[tuple[str, list[_Seg], list[str | None]]]:
+    """Join trait grids found in pieces (an empty frame taller than the icons beside it, an extra
+    row of one locked cell): pieces of one grid share its columns and overlap or touch it vertically.
+    Rows on one line become one row; the sections are split again by their headers afterwards."""
+    grids = [d for d in drafts if d[0] == "traits"]
+    merged = True
+    while merged:
+        merged = False
+        for a in grids:
+            for b in grids:
+                if a is b or not a[1] or not b[1] or not _same_grid(a[1], b[1]):
+                    continue
+                for sg in b[1]:
+                    row = min(a[1], key=lambda r: abs(r.yc - sg.yc))
+                    if abs(row.yc - sg.yc) < ROW_Y_TOL * row.h:
+                        pairs = list(zip(row.boxes, row.inferred)) + [
+                            (bx, i) for bx, i in zip(sg.boxes, sg.inferred)
+                            if not any(_overlap(bx, k) > 0.3 for k in row.boxes)]
+                        pairs.sort(key=lambda p: p[0][0])
+                        row.boxes, row.inferred = [p[0] for p in pairs], [p[1] for p in pairs]
+                    else:
+                        a[1].append(sg)
+                a[1].sort(key=lambda r: r.y0)
+                a[2][:] = [None] * len(a[1])
+                b[1].clear()
+                b[2].clear()
+                merged = True
+    return [d for d in drafts if d[1]]
+
+
+def _same_grid(a: list[_Seg], b: list[_Seg]) -> bool:
+    """Whether two trait grids are pieces of one: one cell size, overlapping columns on one pitch,
+    and no more than a section header's gap between them vertically."""
+    h, w = float(_med([s.h for s in a])), float(_med([s.w for s in a]))
+    if abs(float(_med([s.h for s in b])) - h) > GRID_PIECE_H_TOL * h:
+        return False
+    ax0, ax1 = min(s.x0 for s in a), max(s.x1 for s in a)
+    bx0, bx1 = min(s.x0 for s in b), max(s.x1 for s in b)
+    if min(ax1, bx1) - max(ax0, bx0) < 0.5 * w:
+        return False
+    pitch = _row_pitch(a)
+    off = (bx0 - ax0) / pitch
+    if abs(off - round(off)) * pitch > ALIGN_TOL_W * w:
+        return False
+    atop, abot = min(s.y0 for s in a), max(s.y0 + s.h for s in a)
+    btop, bbot = min(s.y0 for s in b), max(s.y0 + s.h for s in b)
+    return btop - abot < SECTION_MAX_GAP_H * h and atop - bbot < SECTION_MAX_GAP_H * h
+
+
+def _trait_sections(drafts: list[tuple[str, list[_Seg], list[str | None]]]
+                    ) -> list[tuple[str, list[_Seg], list[str | None]]]:
+    """Split a trait grid where a header stands between its rows (a row step this much taller than
+    a row): every section (Personal Space Traits, Starship Traits, ...) is named by its own header."""
+    out = []
+    for kind, stack, extra in drafts:
+        if kind != "traits" or len(stack) < 2:
+            out.append((kind, stack, extra))
+            continue
+        h = float(_med([s.h for s in stack]))
+        cur: list[_Seg] = [stack[0]]
+        for prev, seg in zip(stack, stack[1:]):
+            if seg.y0 - prev.y0 > SECTION_MIN_STEP_H * h:
+                out.append((kind, cur, [None] * len(cur)))
+                cur = []
+            cur.append(seg)
+        out.append((kind, cur, [None] * len(cur)))
+    return out
 
 
 def _left_stacks(segs: list[_Seg]) -> list[list[_Seg]]:
@@ -1336,7 +1463,7 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
     drafts = group_panels(segs, hsv, mask)
     _adopt_rows(drafts, segs, mask, dark)
     drafts = [d for d in drafts if d[1]]
-    drafts = _prune_panels(_complete_rows(drafts, mask, dark))
+    drafts = _trait_sections(_prune_panels(_merge_trait_grids(_complete_rows(drafts, mask, dark, hsv))))
     timings["panels_ms"] = (time.perf_counter() - t1) * 1e3
     t2 = time.perf_counter()
     panels: list[Panel] = []
@@ -1371,7 +1498,6 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
             panel.rows = [Row(None, 0.0, []) for _ in rows]
         panels.append(panel)
     panels = _gate_by_text(panels, drafts, mask, rgb, f, ocr, texts)
-    _split_traits(panels)
     timings["names_ms"] = (time.perf_counter() - t2) * 1e3
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     scale = float(np.median(pitches)) / rgb.shape[0] if pitches else 0.0
@@ -1558,11 +1684,6 @@ def _gate_by_text(panels: list[Panel], drafts: list, mask: np.ndarray, rgb: np.n
                 continue
         out.append(p)
     return out
-
-
-def _split_traits(panels: list[Panel]) -> None:
-    """Nothing to split yet: each left-aligned grid is one trait panel (kept as a hook for 2-column panels)."""
-    return None
 
 
 # ---------------------------------------------------------------- ship text band
