@@ -846,11 +846,12 @@ def _has_marker(hsv: np.ndarray, seg: _Seg) -> tuple[bool, str | None]:
     return True, best
 
 
-def _label_left(mask: np.ndarray, seg: _Seg, left: float) -> bool:
+def _label_left(mask: np.ndarray, seg: _Seg, left: float, hsv: np.ndarray | None = None) -> bool:
     """Whether a text label stands left of an equipment row: the nearest cluster of foreground left
     of the panel is one line (lower than about half the cell) or two lines with a blank row between
     them, where a neighbouring grid's icons fill the cell's height without a break. Columns that
-    span the whole band are frame lines and are ignored."""
+    span the whole band are frame lines and are ignored. A label beyond a panel edge (given ``hsv``)
+    belongs to another panel."""
     w, h = seg.w, seg.h
     x0, x1 = int(max(0, left - LABEL_SEARCH_W * w)), int(max(0, left - 0.12 * w))
     y0, y1 = int(max(0, seg.y0 + 0.03 * h)), int(seg.y0 + 0.97 * h)
@@ -867,6 +868,8 @@ def _label_left(mask: np.ndarray, seg: _Seg, left: float) -> bool:
             break
         lo = c
     if right - lo < 0.3 * h:
+        return False
+    if hsv is not None and _border_between(hsv, (x0 + int(lo), y0, int(right - lo + 1), y1 - y0), seg.boxes[0]):
         return False
     part = sub[:, lo:right + 1].copy()
     part[:, cov[lo:right + 1] >= LABEL_FRAME_COV] = 0
@@ -924,7 +927,8 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
         counts = [len(t.boxes) for t in stack]
         sgaps = [(t.x1 - t.x0 - len(t.boxes) * t.w) / max(1, len(t.boxes) - 1) for t in stack if len(t.boxes) > 1]
         tree_like = bool(sgaps) and float(np.median(sgaps)) > SPEC_MIN_GAP_W * s.w  # spec nodes stand apart
-        labelled = mask is None or sum(_label_left(mask, t, min(lefts)) for t in stack) >= LABEL_MIN_SHARE * len(stack)
+        labelled = mask is None or sum(_label_left(mask, t, min(lefts), hsv)
+                                       for t in stack) >= LABEL_MIN_SHARE * len(stack)
         if len(stack) >= 4 and (max(lefts) - min(lefts)) > 0.5 * s.w and len(set(counts)) >= 2 and not tree_like \
                 and labelled:
             for t in stack:
@@ -954,6 +958,9 @@ PROBE_MIN_FILL = 0.35
 # a lone row this many row steps above / below an equipment panel may still be one of its rows
 ADOPT_MAX_STEPS = 3
 TRAIT_ROW_CELLS = 5
+# where a trait header stands above its section's first row (cell heights): read when no clean text
+# line was found there
+HEADER_BAND_H = 0.8
 # trait grids: rows of one section stand ~1.15 cell heights apart; a header between two sections
 # makes the step ~1.9 h. Pieces of one grid are joined across at most SECTION_MAX_GAP_H of gap.
 SECTION_MIN_STEP_H = 1.55
@@ -1571,6 +1578,19 @@ def _line_box(mask: np.ndarray, x0: float, x1: float, y0: float, y1: float,
     return (X0 + int(lo), Y0 + int(start), int(hi - lo + 1), int(end - start + 1))
 
 
+def _below_rules(mask: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The part of a box below its lowest frame line (a row lit across most of the box): a panel's
+    top edge read with its header turns the line into garbage."""
+    x, y, w, h = box
+    x0, y0 = max(0, x), max(0, y)
+    rows = mask[y0:y + h, x0:x + w].mean(axis=1) if w > 0 and h > 0 else np.zeros(0)
+    lit = np.flatnonzero(rows[: len(rows) // 2] > 0.8)
+    if lit.size:
+        cut = int(lit[-1]) + 2  # a line and its antialiased edge
+        return (x0, y0 + cut, x + w - x0, y + h - y0 - cut)
+    return box
+
+
 def _read_box(ocr: Any, rgb: np.ndarray, box: tuple[int, int, int, int] | None, f: float) -> str:
     if ocr is None or box is None or box[2] < 4:
         return ""
@@ -1592,6 +1612,12 @@ def _name_trait_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: n
         box = _line_box(mask, top.x0 - 0.15 * w, top.x0 + 6 * w, top.y0 - 0.8 * h, top.y0 - 0.05 * h, 1.0 * w,
                         0.12 * h, 0.6 * h)
         header = _read_box(ocr, rgb, box, f)
+        if not match_label(header, sorted(TRAIT_HEADERS) + list(SPEC_HEADERS))[0]:
+            # a big bold header on a shaded band is not one clean line in the mask: read the band
+            # where the header stands instead
+            band = _below_rules(mask, (int(top.x0 - 0.15 * w), int(top.y0 - HEADER_BAND_H * h), int(6.15 * w),
+                                       int((HEADER_BAND_H - 0.05) * h)))
+            header = _read_box(ocr, rgb, band, f) or header
     if header:
         texts.append(header)
     name, score = match_label(header, sorted(TRAIT_HEADERS) + list(SPEC_HEADERS)) if header else (None, 0.0)
