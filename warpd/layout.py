@@ -958,6 +958,10 @@ PROBE_MIN_FILL = 0.35
 # a lone row this many row steps above / below an equipment panel may still be one of its rows
 ADOPT_MAX_STEPS = 3
 TRAIT_ROW_CELLS = 5
+# a title word this close (rapidfuzz ratio) to a profession names the seat
+SEAT_WORD_MIN_SCORE = 80
+# margin (share of the found line's height) added around a seat title before it is read
+SEAT_TITLE_MARGIN = 0.4
 # where a trait header stands above its section's first row (cell heights): read when no clean text
 # line was found there
 HEADER_BAND_H = 0.8
@@ -1493,9 +1497,15 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
             if panel.environment == "space" and ship_text is None:
                 ship_text = _ship_text(stack, work, mask, rgb, f, ocr)
         elif kind == "boffs":
-            for row, prof in zip(rows, extra):
+            for seg, row, prof in zip(stack, rows, extra):
+                # the seat's title names its profession outright (Operations and Universal share
+                # a marker colour, and a washed-out marker drifts towards Universal)
+                title = _seat_title(ocr, rgb, mask, seg, f) if ocr is not None else ""
+                named = seat_profession(title)
+                row.label_text = title
+                prof = named or prof
                 row.slot = f"Boff {prof}" if prof else None
-                row.name_confidence = 0.8 if prof else 0.0
+                row.name_confidence = 0.95 if named else 0.8 if prof else 0.0
         elif kind == "traits":
             _name_trait_panel(panel, stack, work, mask, rgb, f, ocr, texts)
         elif kind == "specs":
@@ -1658,6 +1668,37 @@ SEAT_WORDS = ("tactical", "engineering", "science", "operations", "universal", "
               "pilot", "miracle", "worker", "temporal", "ensign", "lieutenant", "commander",
               "taktik", "technik", "wissenschaft", "universell", "geheimdienst", "kommando", "fahnrich",
               "leutnant", "kommandant")
+
+
+# profession words of a seat's title line ("Lt. Commander Universal / Command"), English and German;
+# the first one names the seat (a specialisation after the slash only widens its abilities)
+SEAT_PROFESSION_WORDS: dict[str, str] = {
+    "tactical": "Tactical", "engineering": "Engineering", "science": "Science", "operations": "Operations",
+    "universal": "Universal", "taktik": "Tactical", "technik": "Engineering", "wissenschaft": "Science",
+    "universell": "Universal"}
+
+
+def seat_profession(text: str) -> str | None:
+    """The profession a seat's title names, or None (fuzzy per word: OCR drops or swaps a letter)."""
+    for word in fold_text(text).split():
+        if len(word) < 5:
+            continue
+        best = max(SEAT_PROFESSION_WORDS, key=lambda v: fuzz.ratio(word, v))
+        if fuzz.ratio(word, best) >= SEAT_WORD_MIN_SCORE:
+            return SEAT_PROFESSION_WORDS[best]
+    return None
+
+
+def _seat_title(ocr: Any, rgb: np.ndarray, mask: np.ndarray, seg: _Seg, f: float) -> str:
+    """The text line just above a seat (its rank and profession), from its marker to its last cell."""
+    w, h = seg.w, seg.h
+    box = _line_box(mask, seg.x0 - 0.7 * w, seg.x1, seg.y0 - 0.75 * h, seg.y0 - 0.03 * h, 0.8 * w,
+                    0.1 * h, 0.5 * h)
+    if box is None:
+        return ""
+    # the mask's line is the small text's core: tesseract needs its ascenders and descenders too
+    m = int(round(SEAT_TITLE_MARGIN * box[3]))
+    return _read_box(ocr, rgb, (box[0] - m, box[1] - m, box[2] + 2 * m, box[3] + 2 * m), f)
 
 
 def _is_boff_text(text: str) -> bool:
