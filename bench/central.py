@@ -114,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.set:
         key, _, value = item.partition("=")
         default = getattr(TrainConfig, key)
-        extra[key] = value.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(value)
+        if isinstance(default, bool):
+            extra[key] = value.lower() in ("1", "true", "yes")
+        elif isinstance(default, tuple):  # comma-separated, e.g. imprint_at=0.6,1.0 (empty: none)
+            extra[key] = tuple(float(v) for v in value.split(",") if v)
+        else:
+            extra[key] = type(default)(value)
     cfg = TrainConfig(seed=args.seed, batch_size=args.batch_size, lr=args.lr, budget_s=args.budget_s,
                       threads=args.threads, progress=not args.no_progress, **extra)
     result = train_icon_classifier(bank, cfg, start_time=t_job)

@@ -91,6 +91,9 @@ class TrainConfig:
     head: str = "cosine"  # or "linear"; see the class docstring
     head_scale: float = 16.0  # initial logit scale of the cosine head
     imprint_per_class: int = 0  # cosine head: init each class weight from this many crops' features
+    proto_start: float = 0.5  # progress from which training features accumulate into class prototypes
+    imprint_at: tuple[float, ...] = (1.0,)  # progress points (1.0: the end) where they replace head rows
+    proto_mix: float = 1.0  # head row := normalise(mix * prototype + (1 - mix) * SGD row); 0 disables
     grad_clip: float = 5.0  # 0 disables
     max_steps: int = 0  # 0: until the time budget ends
     budget_s: float = 600.0  # whole job, export included
@@ -352,6 +355,48 @@ def imprint_head(model: nn.Module, bank: IconBank, cfg: TrainConfig, rng: np.ran
     model.train(was_training)
 
 
+class RunningPrototypes:
+    """Class prototypes from the training forward passes themselves: free, no extra crops.
+
+    Every step already computes the pooled feature of each training crop; from ``proto_start`` on
+    their L2-normalised values are summed per class. :meth:`imprint` then sets each seen class's
+    cosine-head row to ``normalise(mix * normalise(mean) + (1 - mix) * normalise(row))`` (bias 0,
+    that row's AdamW momentum cleared) and starts a fresh sum, so a later imprint sees only features
+    of the later backbone. Why: with thousands of classes a short run updates each head row only a
+    few dozen times and the SGD head lags far behind the backbone (numbers in TrainConfig).
+    """
+
+    def __init__(self, n_classes: int, dim: int, mix: float = 1.0):
+        self.sum = torch.zeros(n_classes, dim)
+        self.count = torch.zeros(n_classes)
+        self.mix = float(mix)
+
+    @torch.no_grad()
+    def add(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
+        self.sum.index_add_(0, labels, F.normalize(feats.detach().float(), dim=1))
+        self.count.index_add_(0, labels, torch.ones(len(labels)))
+
+    @torch.no_grad()
+    def imprint(self, model: nn.Module, opt: torch.optim.Optimizer | None = None) -> bool:
+        """Write the prototypes into ``model``'s cosine head; False when no class has one yet."""
+        ok = self.count > 0
+        if not bool(ok.any()):
+            return False
+        head = model.classifier[1]
+        new = F.normalize(self.sum[ok], dim=1)
+        if self.mix < 1.0:
+            new = F.normalize(self.mix * new + (1.0 - self.mix) * F.normalize(head.weight[ok].float(), dim=1), dim=1)
+        head.weight[ok] = new.to(head.weight.dtype)
+        if head.bias is not None:
+            head.bias[ok] = 0.0
+        state = opt.state.get(head.weight) if opt is not None else None
+        if state and "exp_avg" in state:
+            state["exp_avg"][ok] = 0.0
+        self.sum.zero_()
+        self.count.zero_()
+        return True
+
+
 @torch.inference_mode()
 def predict_logits(model: nn.Module, x: np.ndarray | torch.Tensor, batch: int = 512,
                    channels_last: bool = True) -> np.ndarray:
@@ -431,6 +476,9 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
     model.train()
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr)
     by_steps = cfg.schedule == "steps" or (cfg.schedule == "auto" and cfg.max_steps > 0)
+    protos = (RunningPrototypes(n_classes, model.classifier[1].in_features, cfg.proto_mix)
+              if cfg.head == "cosine" and cfg.proto_mix > 0 and cfg.imprint_at else None)
+    pending = sorted(p for p in cfg.imprint_at if p < 1.0)
     producer = BatchProducer(bank, comm_train, cfg, seed=cfg.seed)
 
     history: list[dict[str, float]] = []
@@ -486,8 +534,15 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
             cur_lr = lr * lr_factor(progress, cfg.warmup_frac, cfg.min_lr_frac)
             for g in opt.param_groups:
                 g["lr"] = cur_lr
+            while pending and progress >= pending[0]:  # before the forward pass that autograd keeps
+                pending.pop(0)
+                if protos is not None:
+                    protos.imprint(model, opt)
             t0 = time.monotonic()
-            logits = model(x)
+            feats = torch.flatten(model.avgpool(model.features(x)), 1)  # = EfficientNet.forward, features kept
+            logits = model.classifier(feats)
+            if protos is not None and progress >= cfg.proto_start:
+                protos.add(feats, y)
             per = F.cross_entropy(logits, y, reduction="none", label_smoothing=cfg.label_smoothing)
             loss = (per * w).sum() / w.sum()
             opt.zero_grad(set_to_none=True)
@@ -512,7 +567,8 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
                 stop_reason = "early_stop"
                 break
         train_seconds = time.monotonic() - t_train0
-        if not history or history[-1]["step"] != step:
+        final_imprint = protos is not None and any(p >= 1.0 for p in cfg.imprint_at) and protos.imprint(model, opt)
+        if final_imprint or not history or history[-1]["step"] != step:
             do_eval()
     finally:
         producer.close()
@@ -639,6 +695,8 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str
         dest = prefix.replace("-", "_") + f.name
         if isinstance(default, bool):
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, tuple) and "..." in str(f.type):  # any length, also none
+            parser.add_argument(flag, dest=dest, nargs="*", type=float, default=default)
         elif isinstance(default, tuple):
             parser.add_argument(flag, dest=dest, nargs=len(default), type=type(default[0]), default=default)
         else:
@@ -649,8 +707,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig (with its AugmentConfig) the parsed flags describe."""
     aug = AugmentConfig(**{f.name: (tuple(v) if isinstance(v := getattr(args, "aug_" + f.name), list) else v)
                            for f in dataclasses.fields(AugmentConfig)})
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                          if f.name != "augment"}, augment=aug)
+    return TrainConfig(**{f.name: (tuple(v) if isinstance(v := getattr(args, f.name), list) else v)
+                          for f in dataclasses.fields(TrainConfig) if f.name != "augment"}, augment=aug)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1242,51 +1242,54 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
 def _merge_trait_grids(drafts: list[tuple[str, list[_Seg], list[str | None]]]
                        ) -> list[tuple[str, list[_Seg], list[str | None]]]:
     """Join trait grids found in pieces (an empty frame taller than the icons beside it, an extra
-    row of one locked cell): pieces of one grid share its columns and overlap or touch it vertically.
-    Rows on one line become one row; the sections are split again by their headers afterwards."""
-    grids = [d for d in drafts if d[0] == "traits"]
-    merged = True
-    while merged:
-        merged = False
-        for a in grids:
-            for b in grids:
-                if a is b or not a[1] or not b[1] or not _same_grid(a[1], b[1]):
-                    continue
-                for sg in b[1]:
-                    row = min(a[1], key=lambda r: abs(r.yc - sg.yc))
-                    if abs(row.yc - sg.yc) < ROW_Y_TOL * row.h:
-                        pairs = list(zip(row.boxes, row.inferred)) + [
-                            (bx, i) for bx, i in zip(sg.boxes, sg.inferred)
-                            if not any(_overlap(bx, k) > 0.3 for k in row.boxes)]
-                        pairs.sort(key=lambda p: p[0][0])
-                        row.boxes, row.inferred = [p[0] for p in pairs], [p[1] for p in pairs]
-                    else:
-                        a[1].append(sg)
+    row of one locked cell): a piece joins a grid when it stands within the grid's columns, on its
+    pitch, and no further than a section header from its rows. Rows on one line become one row (of
+    at most a trait row's cells: two sections side by side stay apart); sections are split again
+    by their headers afterwards."""
+    # pieces move only towards grids with more cells seen (so nothing moves back and forth)
+    grids = sorted((d for d in drafts if d[0] == "traits"),
+                   key=lambda d: -sum(not i for sg in d[1] for i in sg.inferred))
+    moved = True
+    while moved:
+        moved = False
+        for ia, a in enumerate(grids):
+            for b in grids[ia + 1:]:
+                for sg in list(b[1]):
+                    if a[1] and _joins_grid(a[1], sg):
+                        b[1].remove(sg)
+                        moved = True
                 a[1].sort(key=lambda r: r.y0)
                 a[2][:] = [None] * len(a[1])
-                b[1].clear()
-                b[2].clear()
-                merged = True
+                b[2][:] = [None] * len(b[1])
     return [d for d in drafts if d[1]]
 
 
-def _same_grid(a: list[_Seg], b: list[_Seg]) -> bool:
-    """Whether two trait grids are pieces of one: one cell size, overlapping columns on one pitch,
-    and no more than a section header's gap between them vertically."""
-    h, w = float(_med([s.h for s in a])), float(_med([s.w for s in a]))
-    if abs(float(_med([s.h for s in b])) - h) > GRID_PIECE_H_TOL * h:
+def _joins_grid(grid: list[_Seg], sg: _Seg) -> bool:
+    """Whether a row piece belongs to a trait grid; when it does it is added (to the row on its line,
+    or as a row of its own) and True is returned."""
+    h, w = float(_med([s.h for s in grid])), float(_med([s.w for s in grid]))
+    if abs(sg.h - h) > GRID_PIECE_H_TOL * h:
         return False
-    ax0, ax1 = min(s.x0 for s in a), max(s.x1 for s in a)
-    bx0, bx1 = min(s.x0 for s in b), max(s.x1 for s in b)
-    if min(ax1, bx1) - max(ax0, bx0) < 0.5 * w:
+    gx0, gx1 = min(s.x0 for s in grid), max(s.x1 for s in grid)
+    if sg.x0 < gx0 - ALIGN_TOL_W * w or sg.x1 > gx1 + ALIGN_TOL_W * w:
         return False
-    pitch = _row_pitch(a)
-    off = (bx0 - ax0) / pitch
+    pitch = _row_pitch(grid)
+    off = (sg.x0 - gx0) / pitch
     if abs(off - round(off)) * pitch > ALIGN_TOL_W * w:
         return False
-    atop, abot = min(s.y0 for s in a), max(s.y0 + s.h for s in a)
-    btop, bbot = min(s.y0 for s in b), max(s.y0 + s.h for s in b)
-    return btop - abot < SECTION_MAX_GAP_H * h and atop - bbot < SECTION_MAX_GAP_H * h
+    row = min(grid, key=lambda r: abs(r.yc - sg.yc))
+    if abs(row.yc - sg.yc) < ROW_Y_TOL * row.h:
+        new = [(bx, i) for bx, i in zip(sg.boxes, sg.inferred) if not any(_overlap(bx, k) > 0.3 for k in row.boxes)]
+        if len(row.boxes) + len(new) > TRAIT_ROW_CELLS:
+            return False
+        pairs = sorted(list(zip(row.boxes, row.inferred)) + new, key=lambda p: p[0][0])
+        row.boxes, row.inferred = [p[0] for p in pairs], [p[1] for p in pairs]
+        return True
+    top, bottom = min(s.y0 for s in grid), max(s.y0 + s.h for s in grid)
+    if sg.y0 - bottom < SECTION_MAX_GAP_H * h and top - (sg.y0 + sg.h) < SECTION_MAX_GAP_H * h:
+        grid.append(sg)
+        return True
+    return False
 
 
 def _trait_sections(drafts: list[tuple[str, list[_Seg], list[str | None]]]
@@ -1508,6 +1511,8 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
                 row.name_confidence = 0.95 if named else 0.8 if prof else 0.0
         elif kind == "traits":
             _name_trait_panel(panel, stack, work, mask, rgb, f, ocr, texts)
+            if panel.kind == "traits" and ocr is not None and not any(r.slot for r in panel.rows):
+                _seats_by_title(panel, stack, mask, rgb, f, ocr)
         elif kind == "specs":
             # tree nodes are not slots (the specialisations are read as text): keep the panel as
             # evidence of the screen, without cells
@@ -1699,6 +1704,20 @@ def _seat_title(ocr: Any, rgb: np.ndarray, mask: np.ndarray, seg: _Seg, f: float
     # the mask's line is the small text's core: tesseract needs its ascenders and descenders too
     m = int(round(SEAT_TITLE_MARGIN * box[3]))
     return _read_box(ocr, rgb, (box[0] - m, box[1] - m, box[2] + 2 * m, box[3] + 2 * m), f)
+
+
+def _seats_by_title(panel: Panel, stack: list[_Seg], mask: np.ndarray, rgb: np.ndarray, f: float, ocr: Any) -> None:
+    """A headerless 'trait grid' whose rows carry seat titles ("Lieutenant Science") is a boff panel
+    whose marker bars were too small or too faint to see."""
+    titles = [_seat_title(ocr, rgb, mask, seg, f) for seg in stack]
+    profs = [seat_profession(t) for t in titles]
+    if not any(profs):
+        return
+    panel.kind, panel.environment = "boffs", None
+    for row, prof, title in zip(panel.rows, profs, titles):
+        row.slot = f"Boff {prof}" if prof else None
+        row.name_confidence = 0.95 if prof else 0.0
+        row.label_text = title
 
 
 def _is_boff_text(text: str) -> bool:

@@ -35,7 +35,7 @@ from warpd.models import ModelSet, load_model_set
 from warpd.preprocess import canonical_crop, crop_to_icon, icon_batch
 from warpd.screen_type import classify
 from warpd.shiptext import ShipMatcher
-from warpd.slots import BOFF_PROFESSIONS, BOFF_SPECIALIZATIONS, SLOT_GROUPS, ScreenType
+from warpd.slots import BOFF_PROFESSIONS, BOFF_SPECIALIZATIONS, SLOT_GROUPS, TRAIT_COUNTERPARTS, ScreenType
 
 log = logging.getLogger(__name__)
 
@@ -294,9 +294,14 @@ class Engine:
                 continue
             for row in panel.rows:
                 slot = row.slot if row.slot in SLOT_GROUPS else None
+                if slot in TRAIT_COUNTERPARTS and SLOT_GROUPS[slot].environment != (
+                        _screen_environment(screen) or SLOT_GROUPS[slot].environment):
+                    # a header misread as the other environment's ("Space" for "Ground"): the
+                    # screen's environment decides (a screenshot shows one set of trait panels)
+                    slot = TRAIT_COUNTERPARTS[slot]
                 env_unseen = panel.environment is None and _screen_environment(screen) is None
-                env = (panel.environment or _screen_environment(screen)
-                       or (SLOT_GROUPS[slot].environment if slot else "space"))
+                env = (SLOT_GROUPS[slot].environment if slot and SLOT_GROUPS[slot].kind != "boff" else None) or (
+                    panel.environment or _screen_environment(screen) or "space")
                 work = _RowWork(slot, env, env_unseen, kinds)
                 for cell in row.cells:
                     entry = slot_entry(slot or "", cell.index, cell.bbox, cell.state)

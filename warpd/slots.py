@@ -98,6 +98,12 @@ TRAITS: tuple[SlotGroup, ...] = (
     SlotGroup("Active Ground Rep", 5, "trait", "ground", "active_rep_traits"),
 )
 
+# the same trait panel in the other environment: a screen of one environment shows one set
+TRAIT_COUNTERPARTS: dict[str, str] = {
+    "Personal Space Traits": "Personal Ground Traits", "Space Reputation": "Ground Reputation",
+    "Active Space Rep": "Active Ground Rep"}
+TRAIT_COUNTERPARTS.update({v: k for k, v in list(TRAIT_COUNTERPARTS.items())})
+
 BOFF_PROFESSIONS: tuple[str, ...] = ("Tactical", "Engineering", "Science", "Operations", "Universal")
 BOFF_SPECIALIZATIONS: tuple[str, ...] = ("Intelligence", "Command", "Pilot", "Miracle Worker", "Temporal")
 BOFF_RANKS: dict[str, int] = {"Ensign": 1, "Lieutenant": 2, "Lieutenant Commander": 3, "Lt. Commander": 3,
