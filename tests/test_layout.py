@@ -290,3 +290,92 @@ def test_tree_cut_leaves_rings_and_bars_alone() -> None:
     cv2.circle(img, (1795, 125), 105, (170, 170, 170), 2)  # a minimap rim
     img[330:600, 1335:1425] = 170  # a tall solid bar
     assert find_cells(img) == []
+
+
+def _cells_hsv(panels: list[tuple[int, int]], rows: int = 3, border: bool = True) -> tuple[np.ndarray, list]:
+    """A dark screen with panels (x0, x1) of slot cells: bright frames, a lighter panel edge when
+    ``border``; returns the HSV image and the cell boxes."""
+    img = np.full((300, 600, 3), 20, np.uint8)
+    boxes = []
+    for x0, x1 in panels:
+        img[20:280, x0:x1] = 45
+        if border:
+            img[20:280, [x0, x1 - 1]] = 160
+        for r in range(rows):
+            y = 40 + r * 70
+            for x in range(x0 + 10, x1 - 50, 44):
+                img[y:y + 50, x:x + 40] = 200
+                img[y + 3:y + 47, x + 3:x + 37] = 90
+                boxes.append((x, y, 40, 50))
+    import cv2
+
+    return cv2.cvtColor(img, cv2.COLOR_RGB2HSV), boxes
+
+
+def test_rows_stop_at_a_panel_edge() -> None:
+    """Two panels side by side: the cells on one line form two rows, not one across the gap;
+    without a panel edge (one grid) a wide gap between stacked cells is no reason to split."""
+    from warpd.layout import _border_between
+
+    hsv, boxes = _cells_hsv([(10, 200), (250, 420)])
+    line = sorted((b for b in boxes if b[1] == 40), key=lambda b: b[0])
+    left = [b for b in line if b[0] < 200]
+    right = [b for b in line if b[0] > 250]
+    assert _border_between(hsv, left[-1], right[0])
+    assert not _border_between(hsv, left[0], left[1])
+    hsv2, boxes2 = _cells_hsv([(10, 420)], border=False)
+    a = next(b for b in boxes2 if b[1] == 110 and b[0] == 10 + 10 + 44)
+    c = next(b for b in boxes2 if b[1] == 110 and b[0] == 10 + 10 + 3 * 44)
+    assert not _border_between(hsv2, a, c)  # frames stacked over rows stop at the row gaps
+
+
+def test_seat_profession_from_title() -> None:
+    from warpd.layout import seat_profession
+
+    assert seat_profession("Lt. Commander Universal / Command") == "Universal"
+    assert seat_profession("imander Tactical") == "Tactical"
+    assert seat_profession("Commander Engineerinq") == "Engineering"
+    assert seat_profession("Fähnrich Wissenschaft") == "Science"
+    assert seat_profession("Ensign Operations") == "Operations"
+    assert seat_profession("lorem ipsum dolor") is None and seat_profession("") is None
+
+
+def _seg(x0: int, y: int, n: int, w: int = 40, h: int = 50, pitch: int = 44):
+    from warpd.layout import _Seg
+
+    return _Seg([(x0 + i * pitch, y, w, h) for i in range(n)], [False] * n)
+
+
+def test_trait_pieces_join_their_grid_and_sections_split() -> None:
+    """Pieces of one grid (a row's last cells, an extra row of one) join it; a piece of the section
+    beside it does not; the grid then splits where a header stands between rows."""
+    from warpd.layout import _merge_trait_grids, _trait_sections
+
+    main = ("traits", [_seg(100, 100, 3), _seg(100, 160, 5), _seg(100, 320, 5)], [None] * 3)
+    pieces = ("traits", [_seg(232, 100, 2), _seg(100, 220, 1)], [None] * 2)
+    beside = ("traits", [_seg(400, 100, 5)], [None])
+    out = _merge_trait_grids([pieces, main, beside])
+    grid = next(d for d in out if len(d[1]) >= 3)
+    assert [len(s.boxes) for s in grid[1]] == [5, 5, 1, 5]
+    assert any(len(d[1]) == 1 and d[1][0].x0 == 400 for d in out)  # the other section stays apart
+    sections = _trait_sections([grid])
+    assert [[len(s.boxes) for s in d[1]] for d in sections] == [[5, 5, 1], [5]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("screen_type,seed", [("SPACE_MIXED", 22), ("SPACE_MIXED", 38), ("TRAITS", 3)])
+def test_trait_sections_named_by_their_own_headers(screen_type, seed, catalog, ocr_engine) -> None:
+    """Every trait cell is found under its own section's name (Personal Space Traits, Starship
+    Traits, Space Reputation, Active Space Rep), not the name of the grid's first header."""
+    import random
+
+    from warpd.synth.screens import random_options, render_screen
+
+    img, truth = render_screen(screen_type, seed, catalog, random_options(random.Random(seed)))
+    layout = find_layout(np.asarray(img), ocr_engine)
+    cells = [s for s in truth["slots"] if s["slot"] in {"Personal Space Traits", "Starship Traits",
+                                                         "Space Reputation", "Active Space Rep"}
+             and not s.get("occluded")]
+    named = [(r.slot, c.bbox) for p in layout.panels for r in p.rows for c in r.cells]
+    ok = sum(any(n == s["slot"] and _iou(b, s["bbox"]) >= 0.5 for n, b in named) for s in cells)
+    assert cells and ok >= 0.9 * len(cells), (ok, len(cells))
