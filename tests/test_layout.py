@@ -379,3 +379,20 @@ def test_trait_sections_named_by_their_own_headers(screen_type, seed, catalog, o
     named = [(r.slot, c.bbox) for p in layout.panels for r in p.rows for c in r.cells]
     ok = sum(any(n == s["slot"] and _iou(b, s["bbox"]) >= 0.5 for n, b in named) for s in cells)
     assert cells and ok >= 0.9 * len(cells), (ok, len(cells))
+
+
+def test_touching_glowing_cells_split_evenly() -> None:
+    """Four cells whose glowing frames leave no dark gap (the ink only thins there) become four
+    cells; a hollow outline of the same size (a panel frame) is not cut into 'cells'."""
+    from warpd.layout import _split_periodic
+
+    m = np.zeros((60, 200), np.uint8)
+    for i in range(4):
+        m[10:50, 10 + i * 34:10 + i * 34 + 32] = 1
+    m[10:30, 10:146] = 1  # glow bridging the gaps in the top half
+    cells = _split_periodic(m, (10, 10, 136, 40), 10)
+    assert len(cells) == 4 and all(28 <= c[2] <= 36 and c[3] == 40 for c in cells)
+    hollow = np.zeros((60, 200), np.uint8)
+    hollow[10, 10:146] = hollow[49, 10:146] = 1
+    hollow[10:50, [10, 145]] = 1
+    assert _split_periodic(hollow, (10, 10, 136, 40), 10) == []

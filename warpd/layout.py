@@ -73,6 +73,14 @@ ROW_H_TOL = 0.12
 ROW_Y_TOL = 0.2
 # Neighbouring cells of one row are at most this many cell widths apart (edge to edge).
 MAX_CELL_GAP_W = 0.6
+# a run of touching cells (see _split_periodic): cell pitch / run height within these bounds, cut
+# columns searched this many pixels either side of the even spacing, each cut's ink at most this
+# share of the run's median column
+SPLIT_MIN_ASPECT, SPLIT_MAX_ASPECT = 0.55, 1.15
+SPLIT_SEARCH_PX = 3
+SPLIT_MAX_DIP = 0.6
+SPLIT_ROW_FILL = 0.6
+SPLIT_MIN_FILL = 0.5
 # a gap wider than this share of a cell is checked for a panel edge (a brightness step of at least
 # BORDER_MIN_STEP levels down BORDER_MIN_RUN of a column reaching BORDER_REACH_H cell heights above
 # and below the cells): cells on either side belong to different panels
@@ -476,6 +484,47 @@ def _split_run(mask: np.ndarray, box: tuple[int, int, int, int], cell_h: int) ->
     return out
 
 
+def _split_periodic(mask: np.ndarray, box: tuple[int, int, int, int], min_h: int) -> list[tuple[int, int, int, int]]:
+    """Split a run of touching cells whose gaps never go dark (glowing gold frames, blur) at evenly
+    spaced columns where the ink thins: the cell count whose boundaries fall on the clearest
+    thinning wins, if the thinning is clear at all of them."""
+    x, y, w, h = box
+    cols = mask[y:y + h, x:x + w].sum(axis=0).astype(float)
+    ref = float(np.median(cols))
+    if ref <= 0:
+        return []
+    best: tuple[float, list[int]] | None = None
+    for n in range(2, MAX_ROW_CELLS + 1):
+        pitch = w / n
+        if not SPLIT_MIN_ASPECT <= pitch / h <= SPLIT_MAX_ASPECT:
+            continue
+        cuts, score = [], 0.0
+        for k in range(1, n):
+            c = int(round(k * pitch))
+            lo, hi = max(0, c - SPLIT_SEARCH_PX), min(w, c + SPLIT_SEARCH_PX + 1)
+            j = lo + int(np.argmin(cols[lo:hi]))
+            cuts.append(j)
+            score = max(score, cols[j] / ref)
+        if score < SPLIT_MAX_DIP and (best is None or score < best[0]):
+            best = (score, cuts)
+    if best is None:
+        return []
+    # the cells' own rows: where most of the run is lit (a decoration or glow above a frame is not)
+    lit = np.flatnonzero(mask[y:y + h, x:x + w].mean(axis=1) >= SPLIT_ROW_FILL)
+    if lit.size == 0:
+        return []
+    y, h = y + int(lit[0]), int(lit[-1] - lit[0] + 1)
+    out = []
+    edges = [0] + best[1] + [w]
+    for a, b in zip(edges, edges[1:]):
+        sx, sy, sw, sh = _tighten(mask, (x + a, y, b - a, h))
+        # icons are solid: a hollow outline (a whole panel's frame) is not a run of cells
+        if sh >= min_h and sw >= 2 and MIN_ASPECT <= sw / sh <= MAX_ASPECT and \
+                float(mask[sy:sy + sh, sx:sx + sw].mean()) >= SPLIT_MIN_FILL:
+            out.append((sx, sy, sw, sh))
+    return out if len(out) == len(edges) - 1 else []
+
+
 def _merge_fragments(mask: np.ndarray, max_h: int) -> np.ndarray:
     """Fill each small component's bounding box, so the pieces of one icon (frame, art, highlights)
     become one blob while neighbouring cells, separated by a background gap, stay apart."""
@@ -602,10 +651,14 @@ def _cell_boxes(mask: np.ndarray, min_h: int, max_h: int, merge: bool = True) ->
         # (the area test below counts the lit share of the box: a neighbour reaching into it counts
         # too, which only matters for L- and ring-shaped blobs)
         if w / h > MAX_ASPECT * 1.15:
+            found = []
             for sub in _split_run(mask, (x, y, w, h), h):
                 sx, sy, sw, sh = _tighten(mask, sub)
                 if sh >= min_h and MIN_ASPECT <= sw / sh <= MAX_ASPECT:
-                    boxes.append((sx, sy, sw, sh))
+                    found.append((sx, sy, sw, sh))
+            if not found:
+                found = _split_periodic(mask, (x, y, w, h), min_h)
+            boxes.extend(found)
             continue
         if MIN_ASPECT <= w / h <= MAX_ASPECT and int(filled[y:y + h, x:x + w].sum()) >= 0.5 * w * h:
             boxes.append((x, y, w, h))
