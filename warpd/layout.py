@@ -141,6 +141,9 @@ UI_TRANSLATIONS = Path(__file__).resolve().parent / "data" / "catalog" / "ui_tra
 TRAIT_HEADERS = {g.name for g in TRAITS}
 SPEC_HEADERS = ("Primary Specialization", "Secondary Specialization")
 BOFF_HEADERS = ("Space Stations", "Standard Away Team", "Bridge Officer")
+# what a header above a left-aligned grid can say (a boff panel's grid looks like a trait grid when
+# its markers are not seen)
+TRAIT_PANEL_HEADERS = sorted(TRAIT_HEADERS) + list(SPEC_HEADERS) + list(BOFF_HEADERS)
 # Boff seat marker colours measured on real screens (OpenCV HSV, H 0..179), sto-domain.md.
 MARKER_PROFESSIONS: dict[str, tuple[int, int, int]] = {
     "Tactical": (0, 192, 106), "Engineering": (23, 155, 187), "Science": (108, 180, 150),
@@ -1564,7 +1567,7 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
                 row.name_confidence = 0.95 if named else 0.8 if prof else 0.0
         elif kind == "traits":
             _name_trait_panel(panel, stack, work, mask, rgb, f, ocr, texts)
-            if panel.kind == "traits" and ocr is not None and not any(r.slot for r in panel.rows):
+            if panel.kind in ("traits", "boffs") and ocr is not None and not any(r.slot for r in panel.rows):
                 _seats_by_title(panel, stack, mask, rgb, f, ocr)
         elif kind == "specs":
             # tree nodes are not slots (the specialisations are read as text): keep the panel as
@@ -1680,7 +1683,7 @@ def _name_trait_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: n
         box = _line_box(mask, top.x0 - 0.15 * w, top.x0 + 6 * w, top.y0 - 0.8 * h, top.y0 - 0.05 * h, 1.0 * w,
                         0.12 * h, 0.6 * h)
         header = _read_box(ocr, rgb, box, f)
-        if not match_label(header, sorted(TRAIT_HEADERS) + list(SPEC_HEADERS))[0]:
+        if not match_label(header, TRAIT_PANEL_HEADERS)[0]:
             # a big bold header on a shaded band is not one clean line in the mask: read the band
             # where the header stands instead
             band = _below_rules(mask, (int(top.x0 - 0.15 * w), int(top.y0 - HEADER_BAND_H * h), int(6.15 * w),
@@ -1688,8 +1691,16 @@ def _name_trait_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: n
             header = _read_box(ocr, rgb, band, f) or header
     if header:
         texts.append(header)
-    name, score = match_label(header, sorted(TRAIT_HEADERS) + list(SPEC_HEADERS)) if header else (None, 0.0)
+    name, score = match_label(header, TRAIT_PANEL_HEADERS) if header else (None, 0.0)
     panel.header = header
+    if name in BOFF_HEADERS:
+        # a boff panel whose seat markers were not seen (washed out): its seats are named by their
+        # titles or, failing those, by their abilities' icons
+        panel.kind = "boffs"
+        panel.environment = {"Space Stations": "space", "Standard Away Team": "ground"}.get(name)
+        for row in panel.rows:
+            row.slot, row.name_confidence, row.label_text = None, 0.0, header
+        return
     if name in SPEC_HEADERS or (not name and header and _is_spec_name(header)):
         panel.kind, panel.environment = "specs", "space"
         panel.rows = [Row(None, 0.0, []) for _ in panel.rows]

@@ -343,7 +343,7 @@ class Engine:
                   if not v.eligible and v.probability >= self.settings.relabel_min_probability]
         if not jobs or len(strong) < self.settings.relabel_min_share * len(jobs):
             return []
-        support: dict[str, tuple[int, bool, int]] = {}
+        support: dict[str, tuple[int, bool, int, bool]] = {}
         envs: dict[str, str] = {}
         for slot, group in SLOT_GROUPS.items():
             if slot == work.slot or group.kind == "spec":
@@ -356,7 +356,9 @@ class Engine:
                 # most supporting cells first; then a slot of the panel's own kind (a trait grid the
                 # layout merged into an equipment panel may still be renamed, given the icons); then
                 # the most specific slot
-                support[slot] = (hits, group.kind in work.kinds, -len(allowed))
+                # (Universal and Operations seats take the same abilities: the icons cannot tell
+                # them apart, and the game names such seats Universal)
+                support[slot] = (hits, group.kind in work.kinds, -len(allowed), slot == "Boff Universal")
         if not support:
             return []
         best = max(support, key=lambda k: support[k])
