@@ -76,7 +76,7 @@ RESOLUTIONS = [(1280, 720, 1.0), (1920, 1080, 1.0), (1920, 1200, 1.0), (2560, 10
 SCREEN_TYPES_ALL = ["SPACE_EQ", "GROUND_EQ", "TRAITS", "BOFFS", "SPECIALIZATIONS", "SPACE_MIXED", "GROUND_MIXED",
                     "UNKNOWN"]
 # Known gaps (bench/layout.py tracks the aggregate figures): kept visible instead of dropped.
-KNOWN_GAPS = {("TRAITS", 2560, 1080, 1.0): "a trait grid taken for a specialisation tree"}
+KNOWN_GAPS: dict[tuple, str] = {}
 
 
 def _iou(a, b) -> float:
@@ -396,3 +396,17 @@ def test_touching_glowing_cells_split_evenly() -> None:
     hollow[10, 10:146] = hollow[49, 10:146] = 1
     hollow[10:50, [10, 145]] = 1
     assert _split_periodic(hollow, (10, 10, 136, 40), 10) == []
+
+
+def test_cells_touching_a_rule_are_cells() -> None:
+    """A separator line across the panel that a row's icons touch makes one component far too wide
+    for a cell; cut at its thin line, the icons are cells again, their boxes without the line."""
+    from warpd.layout import _tree_nodes
+
+    m = np.zeros((200, 700), np.uint8)
+    m[40, 20:680] = 1  # the rule
+    for x in (400, 452, 504):
+        m[41:101, x:x + 48] = 1  # icons hanging from it
+    cells = _tree_nodes(m, 23, 170, [])
+    assert sorted(c[0] for c in cells) == [400, 452, 504]
+    assert all(40 <= c[1] <= 41 and 60 <= c[3] <= 61 and c[2] == 48 for c in cells)  # a 1-px stub at most

@@ -94,3 +94,19 @@ def test_gameplay_screens_are_unknown_without_cells(seed, catalog) -> None:
     layout = find_layout(rgb, ocr)
     st, _conf, _ev = classify(rgb, layout)
     assert st == ScreenType.UNKNOWN and layout.cells == []
+
+
+def test_named_trait_panels_outweigh_a_tree() -> None:
+    """Trait panels named by their headers next to one 'tree' (a headerless grid with wide gaps)
+    make a trait screen; unnamed grids next to a tree leave it a specialisation screen."""
+    from warpd.layout import Cell, Panel, Row
+    from warpd.screen_type import layout_type
+
+    def trait_panel(name):
+        return Panel("traits", "space", [Row(name, 0.9, [Cell((10 * i, 0, 8, 10), "item", i) for i in range(5)])])
+
+    tree = Panel("specs", "space", [Row(None, 0.0, []), Row(None, 0.0, [])])
+    named = Layout([tree, trait_panel("Personal Space Traits"), trait_panel("Starship Traits")], None, 0.0, {})
+    assert layout_type(named)[0] == ScreenType.TRAITS
+    unnamed = Layout([tree, trait_panel(None), trait_panel(None)], None, 0.0, {})
+    assert layout_type(unnamed)[0] == ScreenType.SPECIALIZATIONS

@@ -144,6 +144,7 @@ BOFF_HEADERS = ("Space Stations", "Standard Away Team", "Bridge Officer")
 # what a header above a left-aligned grid can say (a boff panel's grid looks like a trait grid when
 # its markers are not seen)
 TRAIT_PANEL_HEADERS = sorted(TRAIT_HEADERS) + list(SPEC_HEADERS) + list(BOFF_HEADERS)
+BOFF_HEADER_MIN_SCORE = 0.85
 # Boff seat marker colours measured on real screens (OpenCV HSV, H 0..179), sto-domain.md.
 MARKER_PROFESSIONS: dict[str, tuple[int, int, int]] = {
     "Tactical": (0, 192, 106), "Engineering": (23, 155, 187), "Science": (108, 180, 150),
@@ -573,6 +574,9 @@ CONNECTOR_MAX_H = 6
 # a node left after the cut is a solid or outlined icon (measured >= ~0.3 of its box lit); the arcs of a
 # ring (a minimap's rim) cut at its thin top, bottom and sides light only a few percent of theirs
 CUT_MIN_FILL = 0.15
+# components wider than any row and at most this many max cell heights tall are cut at their thin
+# lines too (a separator line under or over a row of icons that touch it)
+RULED_MAX_H = 2.0
 # tree levels are a node plus a short connector apart (measured ~1.5 node heights), with margin;
 # the pieces of one big shape cut at its thin parts stand much further apart
 TREE_MAX_STEP_H = 2.0
@@ -580,20 +584,25 @@ TREE_MAX_STEP_H = 2.0
 
 def _tree_nodes(mask: np.ndarray, min_h: int, max_h: int,
                 found: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """Cells of components too tall for a cell (trees of nodes joined by connector lines), found
-    after their thin vertical and horizontal lines are removed: kept only where one component gives
-    nodes on two or more levels (a tree), none of them overlapping a cell found already."""
+    """Cells of components too big for a cell, found after their thin vertical and horizontal lines
+    are removed: trees of nodes joined by connector lines (kept only where one component gives nodes
+    on two or more levels), and a row's icons touching a separator line that runs across the panel
+    (a component too wide for any row). None overlapping a cell found already."""
     st = _outer_boxes(mask)
     if not len(st):
         return []
     # too tall for a cell, or a column of nodes too narrow for one (small UI scale)
-    tall = st[((st[:, 3] > max_h) | ((st[:, 3] >= 2 * min_h) & (st[:, 2] < MIN_ASPECT * st[:, 3])))
-              & (st[:, 3] <= CONNECTOR_MAX_H * max_h) & (st[:, 2] >= MIN_ASPECT * min_h)
-              & (st[:, 2] <= CONNECTOR_MAX_H * max_h)]
+    is_tall = (((st[:, 3] > max_h) | ((st[:, 3] >= 2 * min_h) & (st[:, 2] < MIN_ASPECT * st[:, 3])))
+               & (st[:, 3] <= CONNECTOR_MAX_H * max_h) & (st[:, 2] >= MIN_ASPECT * min_h)
+               & (st[:, 2] <= CONNECTOR_MAX_H * max_h))
+    # wider than any row of cells (what _merge_fragments leaves out) yet no taller than a few rows
+    is_wide = (st[:, 2] > 2 * max_h) & (st[:, 3] >= min_h) & (st[:, 3] <= RULED_MAX_H * max_h)
+    tall = st[is_tall | is_wide]
+    wide = is_wide[is_tall | is_wide]
     thin = max(2, int(round(CONNECTOR_MAX_W * min_h))) + 1
     long = max(3, int(round(CONNECTOR_MIN_LEN * min_h)))
     out: list[tuple[int, int, int, int]] = []
-    for x, y, w, h in tall.tolist():
+    for (x, y, w, h), ruled in zip(tall.tolist(), wide.tolist()):
         sub = mask[y:y + h, x:x + w]
         n, lab = cv2.connectedComponents(sub, connectivity=8)
         # the component itself: the label most of its lit pixels carry
@@ -609,14 +618,49 @@ def _tree_nodes(mask: np.ndarray, min_h: int, max_h: int,
         if not nodes:
             continue
         nh = _med([b[3] for b in nodes])
-        levels: list[float] = []
-        for c in sorted(b[1] + b[3] / 2 for b in nodes):
-            if not levels or c - levels[-1] > 0.5 * nh:
-                levels.append(c)
-        # a tree's levels follow each other a connector apart; pieces of one big shape stand far apart
-        if len(levels) >= 2 and all(b - a <= TREE_MAX_STEP_H * nh for a, b in zip(levels, levels[1:])):
+        if ruled or len(nodes) >= 2:
+            # cells of a row (two or more of one height side by side) that touched a rule
+            row = [b for b in nodes if any(o is not b and abs((o[1] + o[3] / 2) - (b[1] + b[3] / 2)) < ROW_Y_TOL * nh
+                                           and abs(o[3] - b[3]) <= ROW_H_TOL * nh for o in nodes)]
+            if ruled:
+                out += [_trim_rows(cut, b, (x, y)) for b in nodes]
+                continue
+            if len(row) >= 2 and not _tree_levels(nodes, nh):
+                out += [_trim_rows(cut, b, (x, y)) for b in row]
+                continue
+        if _tree_levels(nodes, nh):
             out += nodes
     return out
+
+
+def _trim_rows(cut: np.ndarray, box: tuple[int, int, int, int], origin: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A cell box less the rows at its top and bottom where little is lit (the stub of a rule it
+    touched): an icon's own rows are mostly lit."""
+    bx, by, bw, bh = box
+    sub = cut[by - origin[1]:by - origin[1] + bh, bx - origin[0]:bx - origin[0] + bw]
+    if sub.size == 0:
+        return box
+    lit = sub.mean(axis=1) >= SPLIT_ROW_FILL
+    best, start = (0, 0), None  # the longest run of lit rows: the icon, not a rule above it
+    for i, v in enumerate(list(lit) + [False]):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            best = max(best, (i - start, start))
+            start = None
+    if best[0] == 0:
+        return box
+    return (bx, by + best[1], bw, best[0])
+
+
+def _tree_levels(nodes: list[tuple[int, int, int, int]], nh: float) -> bool:
+    """Whether nodes stand on two or more levels a connector apart (a tree); the pieces of one big
+    shape stand far apart."""
+    levels: list[float] = []
+    for c in sorted(b[1] + b[3] / 2 for b in nodes):
+        if not levels or c - levels[-1] > 0.5 * nh:
+            levels.append(c)
+    return len(levels) >= 2 and all(b - a <= TREE_MAX_STEP_H * nh for a, b in zip(levels, levels[1:]))
 
 
 EDGE_LOW, EDGE_HIGH = 30, 90
@@ -762,15 +806,18 @@ def _overlap(a: Sequence[int], b: Sequence[int]) -> float:
     return ix * iy / max(1, a[2] * a[3])
 
 
-def _split_at_seats(seg: _Seg, hsv: np.ndarray | None) -> list[_Seg]:
+def _split_at_seats(seg: _Seg, hsv: np.ndarray | None,
+                    found: Sequence[tuple[int, int, int, int]] = ()) -> list[_Seg]:
     """Undo a hidden-cell fill where the 'hidden cell' is the gap between two boff seats (a marker bar
-    stands just left of the next cell), and split rows too long for any panel at their inferred cells."""
+    stands just left of the next cell), and split rows too long for any panel at their inferred cells.
+    A filled position where a cell-shaped box was found (an empty frame a little bigger than the
+    icons beside it) is a cell, whatever stands beside it."""
     out: list[_Seg] = []
     cur_b: list[tuple[int, int, int, int]] = []
     cur_i: list[bool] = []
     n = len(seg.boxes)
     for k, (b, inf) in enumerate(zip(seg.boxes, seg.inferred)):
-        if inf and 0 < k < n - 1 and (n > MAX_ROW_CELLS or (
+        if inf and 0 < k < n - 1 and not any(_overlap(b, o) > 0.5 for o in found) and (n > MAX_ROW_CELLS or (
                 hsv is not None and _has_marker(hsv, _Seg([seg.boxes[k + 1]], [False]))[0])):
             out.append(_Seg(cur_b, cur_i))
             cur_b, cur_i = [], []
@@ -830,7 +877,7 @@ def build_segments(boxes: list[tuple[int, int, int, int]], hsv: np.ndarray | Non
             used[j] = True
         pieces: list[_Seg] = []
         for seg in _regularise(chain):
-            pieces.extend(_split_at_seats(seg, hsv) if any(seg.inferred) else [seg])
+            pieces.extend(_split_at_seats(seg, hsv, boxes) if any(seg.inferred) else [seg])
         segs.extend(pieces)
     segs = [s for s in segs if len(s.boxes) <= MAX_ROW_CELLS]
     # a lone cell on a position a longer row already holds (an empty frame, taller than the icons
@@ -1014,6 +1061,7 @@ PROBE_MIN_FILL = 0.35
 # a lone row this many row steps above / below an equipment panel may still be one of its rows
 ADOPT_MAX_STEPS = 3
 TRAIT_ROW_CELLS = 5
+SEAT_MAX_CELLS = 4
 # a title word this close (rapidfuzz ratio) to a profession names the seat
 SEAT_WORD_MIN_SCORE = 80
 # margin (share of the found line's height) added around a seat title before it is read
@@ -1259,6 +1307,16 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
                 while hi - lo < TRAIT_ROW_CELLS - 1 and outside_ok(lo - 1):
                     lo -= 1
                 hi = max(hi, lo + TRAIT_ROW_CELLS - 1)
+            if kind == "boffs":
+                # a seat holds up to four abilities; an empty one right of the found cells is probed,
+                # never into the next seat (its cells, or the marker bar just left of them)
+                others = [b for t in stack if t is not seg for b in t.boxes]
+                while hi - lo < SEAT_MAX_CELLS - 1:
+                    box = at(seg, hi + 1)
+                    reach = (box[0], box[1], int(box[2] * 1.6), box[3])
+                    if any(_overlap(reach, o) > 0 for o in others) or not outside_ok(hi + 1):
+                        break
+                    hi += 1
             out = []
             for k in range(lo, hi + 1):
                 if k in have:
@@ -1683,7 +1741,7 @@ def _name_trait_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: n
         box = _line_box(mask, top.x0 - 0.15 * w, top.x0 + 6 * w, top.y0 - 0.8 * h, top.y0 - 0.05 * h, 1.0 * w,
                         0.12 * h, 0.6 * h)
         header = _read_box(ocr, rgb, box, f)
-        if not match_label(header, TRAIT_PANEL_HEADERS)[0]:
+        if not match_label(header, TRAIT_PANEL_HEADERS)[0] and not _is_spec_name(header):
             # a big bold header on a shaded band is not one clean line in the mask: read the band
             # where the header stands instead
             band = _below_rules(mask, (int(top.x0 - 0.15 * w), int(top.y0 - HEADER_BAND_H * h), int(6.15 * w),
@@ -1693,7 +1751,7 @@ def _name_trait_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: n
         texts.append(header)
     name, score = match_label(header, TRAIT_PANEL_HEADERS) if header else (None, 0.0)
     panel.header = header
-    if name in BOFF_HEADERS:
+    if name in BOFF_HEADERS and score >= BOFF_HEADER_MIN_SCORE and not _is_spec_name(header):
         # a boff panel whose seat markers were not seen (washed out): its seats are named by their
         # titles or, failing those, by their abilities' icons
         panel.kind = "boffs"
@@ -1701,6 +1759,8 @@ def _name_trait_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: n
         for row in panel.rows:
             row.slot, row.name_confidence, row.label_text = None, 0.0, header
         return
+    if name in BOFF_HEADERS:
+        name, score = None, 0.0  # a spec title ("Intelligence Officer") is not "Bridge Officer"
     if name in SPEC_HEADERS or (not name and header and _is_spec_name(header)):
         panel.kind, panel.environment = "specs", "space"
         panel.rows = [Row(None, 0.0, []) for _ in panel.rows]

@@ -30,6 +30,8 @@ AGREE_BONUS = 0.1
 DISAGREE_PENALTY = 0.25
 # Label matches (0..1) needed before a keyword counts.
 KEYWORD_MIN_SCORE = 0.8
+# trait panels named by their own headers that make a screen with a "tree" on it a trait screen
+MIN_NAMED_TRAIT_PANELS = 2
 
 TRAIT_WORDS = ("personal space traits", "starship traits", "space reputation", "active space rep",
                "personal ground traits", "ground reputation", "active ground rep")
@@ -91,7 +93,12 @@ def layout_type(layout: Layout) -> tuple[ScreenType, dict[str, Any]]:
         return (ScreenType.GROUND_MIXED if "ground" in envs else ScreenType.SPACE_MIXED), evidence
     if distinct == {"equipment"}:
         return (ScreenType.GROUND_EQ if envs and envs[0] == "ground" else ScreenType.SPACE_EQ), evidence
+    named_traits = sum(1 for p in layout.panels if p.kind == "traits" and p.rows and p.rows[0].slot)
     if "specs" in distinct and "boffs" not in distinct:
+        # a trait screen never shows a specialisation tree, nor a tree screen trait headers: trait
+        # panels named by their headers outweigh a 'tree' that was a headerless grid
+        if named_traits >= MIN_NAMED_TRAIT_PANELS:
+            return ScreenType.TRAITS, evidence
         return ScreenType.SPECIALIZATIONS, evidence
     if len(distinct) >= 2:
         ground = any(p.environment == "ground" for p in layout.panels)
