@@ -410,3 +410,19 @@ def test_cells_touching_a_rule_are_cells() -> None:
     cells = _tree_nodes(m, 23, 170, [])
     assert sorted(c[0] for c in cells) == [400, 452, 504]
     assert all(40 <= c[1] <= 41 and 60 <= c[3] <= 61 and c[2] == 48 for c in cells)  # a 1-px stub at most
+
+
+def test_washed_out_icon_is_an_item_not_locked() -> None:
+    """A locked slot is a flat grey frame with a padlock in its middle; an HDR-washed item icon is
+    just as grey and unsaturated but has detail out to its edges."""
+    from warpd.layout import cell_state
+
+    locked = np.full((60, 48, 3), 90, np.uint8)
+    locked[24:38, 18:30] = 170  # the padlock glyph, small and central
+    locked[26:30, 21:27] = 90
+    assert cell_state(locked, (0, 0, 48, 60)) == "locked"
+    rng = np.random.default_rng(3)
+    washed = np.repeat(rng.integers(70, 150, (60, 48, 1), dtype=np.uint8), 3, axis=2)
+    washed = np.ascontiguousarray(washed)
+    washed[:, :, 0] = np.clip(washed[:, :, 0].astype(int) + 8, 0, 255)  # a trace of colour
+    assert cell_state(washed, (0, 0, 48, 60)) == "item"

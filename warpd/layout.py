@@ -112,6 +112,9 @@ EMPTY_MAX_MEAN = 45.0
 FLAT_MAX_STD = 8.0
 LOCKED_MAX_SAT = 22.0
 LOCKED_MAX_STD = 30.0
+# grey spread of a locked frame outside its padlock (the middle half of the inner box): measured <= 14
+# on locked slots, >= 24 on HDR-washed item icons that pass the two tests above
+LOCKED_MAX_RING_STD = 18.0
 # Boff marker bar: saturated or bright strip left of a seat's first cell.
 MARKER_MIN_SAT = 45
 # boff ability cells: h / w (other slots are ~1.17)
@@ -1473,7 +1476,14 @@ def cell_state(rgb: np.ndarray, box: tuple[int, int, int, int]) -> str:
     if sat < LOCKED_MAX_SAT and std < LOCKED_MAX_STD:
         # both blank kinds are unsaturated; an empty slot is flat (even when HDR lifts it), a locked
         # one carries its padlock glyph; item icons are coloured and busy
-        return "empty" if std < FLAT_MAX_STD or (mean < EMPTY_MAX_MEAN and std < 2 * FLAT_MAX_STD) else "locked"
+        if std < FLAT_MAX_STD or (mean < EMPTY_MAX_MEAN and std < 2 * FLAT_MAX_STD):
+            return "empty"
+        # a padlock is a small glyph in the middle of a flat frame; a washed-out (HDR) icon, just as
+        # grey, has its detail out to the edges
+        ih, iw = grey.shape
+        ring = np.ones_like(grey, bool)
+        ring[ih // 4:ih - ih // 4, iw // 4:iw - iw // 4] = False
+        return "locked" if float(grey[ring].std()) < LOCKED_MAX_RING_STD else "item"
     return "item"
 
 
