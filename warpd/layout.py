@@ -38,6 +38,7 @@ import csv
 import re
 import time
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -47,7 +48,7 @@ import cv2
 import numpy as np
 from rapidfuzz import fuzz
 
-from warpd.slots import GROUND_EQUIPMENT, SPACE_EQUIPMENT, TRAITS, SlotGroup
+from warpd.slots import GROUND_EQUIPMENT, SLOT_GROUPS, SPACE_EQUIPMENT, TRAIT_COUNTERPARTS, TRAITS, SlotGroup
 
 # ---------------------------------------------------------------- tunable thresholds
 # Working copy height: at 1080 the thinnest cell gap the game draws (UI scale 0.8) is still >= 2 px.
@@ -1388,20 +1389,24 @@ def _joins_grid(grid: list[_Seg], sg: _Seg) -> bool:
     if abs(sg.h - h) > GRID_PIECE_H_TOL * h:
         return False
     gx0, gx1 = min(s.x0 for s in grid), max(s.x1 for s in grid)
-    if sg.x0 < gx0 - ALIGN_TOL_W * w or sg.x1 > gx1 + ALIGN_TOL_W * w:
-        return False
     pitch = _row_pitch(grid)
     off = (sg.x0 - gx0) / pitch
     if abs(off - round(off)) * pitch > ALIGN_TOL_W * w:
         return False
     row = min(grid, key=lambda r: abs(r.yc - sg.yc))
     if abs(row.yc - sg.yc) < ROW_Y_TOL * row.h:
+        # the rest of a row on its line: next to it (a cell's gap at most), and the row no longer
+        # than a trait row's five cells (two sections side by side stay apart)
+        if max(sg.x0 - row.x1, row.x0 - sg.x1) > pitch + ALIGN_TOL_W * w:
+            return False
         new = [(bx, i) for bx, i in zip(sg.boxes, sg.inferred) if not any(_overlap(bx, k) > 0.3 for k in row.boxes)]
         if len(row.boxes) + len(new) > TRAIT_ROW_CELLS:
             return False
         pairs = sorted(list(zip(row.boxes, row.inferred)) + new, key=lambda p: p[0][0])
         row.boxes, row.inferred = [p[0] for p in pairs], [p[1] for p in pairs]
         return True
+    if sg.x0 < gx0 - ALIGN_TOL_W * w or sg.x1 > gx1 + ALIGN_TOL_W * w:
+        return False  # a row of its own stands within the grid's columns
     top, bottom = min(s.y0 for s in grid), max(s.y0 + s.h for s in grid)
     if sg.y0 - bottom < SECTION_MAX_GAP_H * h and top - (sg.y0 + sg.h) < SECTION_MAX_GAP_H * h:
         grid.append(sg)
@@ -1419,14 +1424,29 @@ def _trait_sections(drafts: list[tuple[str, list[_Seg], list[str | None]]]
             out.append((kind, stack, extra))
             continue
         h = float(_med([s.h for s in stack]))
-        cur: list[_Seg] = [stack[0]]
-        for prev, seg in zip(stack, stack[1:]):
-            if seg.y0 - prev.y0 > SECTION_MIN_STEP_H * h:
-                out.append((kind, cur, [None] * len(cur)))
-                cur = []
-            cur.append(seg)
-        out.append((kind, cur, [None] * len(cur)))
+        for column in _columns(stack):
+            cur: list[_Seg] = [column[0]]
+            for prev, seg in zip(column, column[1:]):
+                if seg.y0 - prev.y0 > SECTION_MIN_STEP_H * h:
+                    out.append((kind, cur, [None] * len(cur)))
+                    cur = []
+                cur.append(seg)
+            out.append((kind, cur, [None] * len(cur)))
     return out
+
+
+def _columns(stack: list[_Seg]) -> list[list[_Seg]]:
+    """Rows that share no column stand in different columns of sections (a panel laid out in two
+    columns): groups of rows linked by overlapping x ranges, each top to bottom."""
+    groups: list[list[_Seg]] = []
+    for seg in sorted(stack, key=lambda s: s.x0):
+        for g in groups:
+            if any(min(seg.x1, t.x1) - max(seg.x0, t.x0) > 0.5 * seg.w for t in g):
+                g.append(seg)
+                break
+        else:
+            groups.append([seg])
+    return [sorted(g, key=lambda s: s.y0) for g in groups]
 
 
 def _left_stacks(segs: list[_Seg]) -> list[list[_Seg]]:
@@ -1644,10 +1664,28 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
             panel.rows = [Row(None, 0.0, []) for _ in rows]
         panels.append(panel)
     panels = _gate_by_text(panels, drafts, mask, rgb, f, ocr, texts)
+    _one_trait_environment(panels)
     timings["names_ms"] = (time.perf_counter() - t2) * 1e3
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     scale = float(np.median(pitches)) / rgb.shape[0] if pitches else 0.0
     return Layout(panels, ship_text, scale, timings, texts)
+
+
+def _one_trait_environment(panels: list[Panel]) -> None:
+    """The game shows the space or the ground trait set, never a mix: a header misread as the other
+    environment's ("Space Reputation" for "Ground Reputation") follows the majority of trait rows."""
+    votes = Counter(SLOT_GROUPS[r.slot].environment for p in panels if p.kind == "traits"
+                    for r in p.rows if r.slot in SLOT_GROUPS)
+    if len(votes) < 2 or votes["space"] == votes["ground"]:
+        return
+    env = votes.most_common(1)[0][0]
+    for p in panels:
+        if p.kind != "traits":
+            continue
+        for r in p.rows:
+            if r.slot in TRAIT_COUNTERPARTS and SLOT_GROUPS[r.slot].environment != env:
+                r.slot = TRAIT_COUNTERPARTS[r.slot]
+        p.environment = env
 
 
 def _name_equipment_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: np.ndarray,
