@@ -426,3 +426,18 @@ def test_washed_out_icon_is_an_item_not_locked() -> None:
     washed = np.ascontiguousarray(washed)
     washed[:, :, 0] = np.clip(washed[:, :, 0].astype(int) + 8, 0, 255)  # a trace of colour
     assert cell_state(washed, (0, 0, 48, 60)) == "item"
+
+
+def test_one_trait_environment_per_screen() -> None:
+    """A header misread as the other environment's follows the majority of the screen's trait rows."""
+    from warpd.layout import Cell, Panel, Row, _one_trait_environment
+
+    def panel(name, rows=1):
+        return Panel("traits", None, [Row(name, 1.0, [Cell((0, 0, 8, 10), "item", 0)]) for _ in range(rows)])
+
+    panels = [panel("Personal Ground Traits", 2), panel("Space Reputation"), panel("Active Ground Rep")]
+    _one_trait_environment(panels)
+    assert [p.rows[0].slot for p in panels] == ["Personal Ground Traits", "Ground Reputation", "Active Ground Rep"]
+    tie = [panel("Personal Ground Traits"), panel("Space Reputation")]
+    _one_trait_environment(tie)  # no majority: nothing is renamed
+    assert [p.rows[0].slot for p in tie] == ["Personal Ground Traits", "Space Reputation"]
