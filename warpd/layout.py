@@ -1017,7 +1017,9 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
             if id(t) in used or t is s or t.y0 <= stack[-1].y0:
                 continue
             last = stack[-1]
-            if abs(t.h - last.h) > ROW_H_TOL * last.h or abs(t.x1 - last.x1) > ALIGN_TOL_W * last.w:
+            # against the stack's typical row, not just the last one (a dark icon is found short)
+            ref_h = _med([u.h for u in stack])
+            if abs(t.h - ref_h) > ROW_H_TOL * ref_h or abs(t.x1 - last.x1) > ALIGN_TOL_W * last.w:
                 continue
             if t.y0 - last.y0 > MAX_ROW_STEP_H * last.h:
                 # rows lost in between (cells merged into a blob, a washed-out row): a step of a
