@@ -441,3 +441,20 @@ def test_one_trait_environment_per_screen() -> None:
     tie = [panel("Personal Ground Traits"), panel("Space Reputation")]
     _one_trait_environment(tie)  # no majority: nothing is renamed
     assert [p.rows[0].slot for p in tie] == ["Personal Ground Traits", "Space Reputation"]
+
+
+def test_a_short_row_does_not_split_an_equipment_panel() -> None:
+    """One row found shorter than the rest (a dark icon) stays in its panel: rows are compared with
+    the panel's typical height, not with the row above."""
+    from warpd.layout import _adopt_rows, _Seg, group_panels
+
+    rows = []
+    for k, n in enumerate([3, 3, 1, 1, 1, 1, 2, 3, 3]):
+        h = 72 if k == 5 else 88
+        rows.append(_Seg([(500 - (i + 1) * 80, 100 + k * 111, 72, h) for i in range(n)][::-1], [False] * n))
+    hsv = np.zeros((1200, 800, 3), np.uint8)
+    drafts = group_panels(rows, hsv, None)
+    blank = np.zeros((1200, 800), np.uint8)
+    _adopt_rows(drafts, rows, blank, blank)  # the short row itself rejoins as a row inside the panel
+    eq = [d for d in drafts if d[0] == "equipment"]
+    assert len(eq) == 1 and len(eq[0][1]) == 9

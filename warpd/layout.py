@@ -1124,7 +1124,11 @@ def _adopt_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], segs: li
         step = float(np.median(diffs[diffs < 1.6 * diffs.min() + 1]))
         added: list[_Seg] = []
         for t in segs:
-            if id(t) in taken or abs(t.h - h) > ROW_H_TOL * h or t.x0 < left - 0.5 * w or t.x1 > right + 0.5 * w:
+            if id(t) in taken or t.x0 < left - 0.5 * w or t.x1 > right + 0.5 * w:
+                continue
+            # a row found a little short (a dark icon) still counts when it ends on the right edge
+            tol = GRID_PIECE_H_TOL if abs(t.x1 - right) <= ALIGN_TOL_W * w else ROW_H_TOL
+            if abs(t.h - h) > tol * h:
                 continue
             if not ys[0] - 1.2 * step <= t.y0 <= ys[-1] + 1.2 * step:
                 continue
