@@ -1231,6 +1231,21 @@ def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> lis
     return out
 
 
+def _join_line_pieces(stack: list[_Seg], extra: list[str | None]) -> None:
+    """One equipment row per line: pieces of a row split where a cursor hides a cell (or a gap
+    broke the chain) join into one row, so the row count the names are aligned on is right."""
+    i = 0
+    while i + 1 < len(stack):
+        a, b = stack[i], stack[i + 1]
+        if abs(a.yc - b.yc) < ROW_Y_TOL * max(a.h, b.h) and len(a.boxes) + len(b.boxes) <= MAX_ROW_CELLS:
+            pairs = sorted(zip(a.boxes + b.boxes, a.inferred + b.inferred), key=lambda p: p[0][0])
+            a.boxes, a.inferred = [p[0] for p in pairs], [p[1] for p in pairs]
+            del stack[i + 1]
+            del extra[i + 1]
+            continue
+        i += 1
+
+
 def _merge_into_rows(host: tuple[str, list[_Seg], list[str | None]], segs: list[_Seg]) -> None:
     """Give an equipment panel the cells of segments found inside it: each joins the row on its line
     (cells it does not already have, up to a row's maximum), or becomes a row of its own."""
@@ -1628,6 +1643,9 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
     _adopt_rows(drafts, segs, mask, dark)
     drafts = [d for d in drafts if d[1]]
     drafts = _trait_sections(_prune_panels(_merge_trait_grids(_complete_rows(drafts, mask, dark, hsv))))
+    for kind, stack, extra in drafts:
+        if kind == "equipment":
+            _join_line_pieces(stack, extra)
     timings["panels_ms"] = (time.perf_counter() - t1) * 1e3
     t2 = time.perf_counter()
     panels: list[Panel] = []
