@@ -255,6 +255,65 @@ def test_imprint_sets_unit_prototypes(bank):
     assert model.training
 
 
+def test_final_imprint_ran_and_model_is_plain_torchvision(trained):
+    from central.models import FastDepthwiseConv2d
+
+    assert trained.imprint_seconds > 0  # default: prototypes of fresh views replace the SGD head rows
+    # ... and that model is evaluated too (after the loop's own eval at step 50); the better one is kept
+    assert [h["step"] for h in trained.history[-2:]] == [50, 50]
+    assert not any(isinstance(m, FastDepthwiseConv2d) for m in trained.model.modules())
+
+
+def test_imprint_from_trained_backbone_beats_the_sgd_head(bank):
+    """60 classes, 100 steps of 32: the backbone has learnt something, each head row has seen ~50
+    crops. Replacing the rows by prototypes of 4 fresh views must help (measured 78% -> 83%)."""
+    import copy
+
+    from central.train_icons import class_prototypes
+    from warpd.catalog import Catalog
+
+    big = C.render_bank(sorted(Catalog.load().items)[:60])
+    cfg = TrainConfig(seed=1, batch_size=32, max_steps=100, warmup_frac=0.1, val_per_class=1, eval_every_s=1e9,
+                      progress=False, threads=1, budget_s=300, imprint_at=())
+    res = train_icon_classifier(big, cfg)
+    assert res.imprint_seconds < 0.5  # imprint_at=() trains the SGD head only
+    rng = np.random.default_rng(4242)
+    y = rng.integers(0, 60, 400)
+    x = normalise_batch(C.synth_batch(big, y, rng, C.AugmentConfig()))
+    sgd = (predict_logits(res.model, x).argmax(1) == y).mean()
+    model = copy.deepcopy(res.model)
+    assert class_prototypes(model, big, 4, cfg, np.random.default_rng([1, 29])).imprint(model)
+    imprinted = (predict_logits(model, x).argmax(1) == y).mean()
+    assert imprinted >= sgd + 0.02, (sgd, imprinted)
+
+
+@pytest.mark.parametrize("shape,k,s", [((6, 40, 2, 2), 5, 1), ((6, 40, 2, 2), 3, 1), ((6, 24, 4, 3), 5, 1),
+                                       ((6, 24, 4, 3), 5, 2), ((6, 16, 8, 6), 5, 1), ((6, 8, 16, 12), 3, 2)])
+def test_fast_depthwise_gradients_equal_torch(shape, k, s):
+    from central.models import FastDepthwiseConv2d, fast_depthwise
+
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.Conv2d(shape[1], shape[1], k, s, k // 2, groups=shape[1], bias=False))
+    fast = copy_module(ref)
+    assert fast_depthwise(fast) == 1 and isinstance(fast[0], FastDepthwiseConv2d)
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    grads = []
+    for m in (ref, fast):
+        xi = x.clone().requires_grad_(True)
+        out = m(xi)
+        out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+        grads.append((out.detach(), xi.grad, m[0].weight.grad))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert fast_depthwise(fast, enable=False) == 1 and type(fast[0]) is torch.nn.Conv2d
+
+
+def copy_module(m):
+    import copy
+
+    return copy.deepcopy(m)
+
+
 def test_pickled_objects_are_refused(tmp_path):
     class Evil:
         def __reduce__(self):
@@ -284,3 +343,8 @@ def test_every_knob_is_a_flag():
     cfg = config_from_args(args)
     assert cfg.batch_size == 8 and cfg.label_smoothing == 0 and cfg.channels_last is False
     assert cfg.augment.scale == (0.6, 2.0) and cfg.augment.jpeg_p == 0.9
+    assert cfg.imprint_at == (1.0,)  # variable-length tuples: any number of values, also none
+    args = build_parser().parse_args(["--icons", "x", "--out", "y", "--imprint-at", "0.5", "1.0"])
+    assert config_from_args(args).imprint_at == (0.5, 1.0)
+    args = build_parser().parse_args(["--icons", "x", "--out", "y", "--imprint-at"])
+    assert config_from_args(args).imprint_at == ()
