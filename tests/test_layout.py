@@ -458,3 +458,17 @@ def test_a_short_row_does_not_split_an_equipment_panel() -> None:
     _adopt_rows(drafts, rows, blank, blank)  # the short row itself rejoins as a row inside the panel
     eq = [d for d in drafts if d[0] == "equipment"]
     assert len(eq) == 1 and len(eq[0][1]) == 9
+
+
+def test_a_seat_on_an_equipment_panels_edge_is_its_row() -> None:
+    """A 'seat' found on an equipment panel's right edge, inside its rows' span (a washed-out label
+    taken for a marker bar), goes back to the panel as a row; seats elsewhere stay seats."""
+    from warpd.layout import _prune_panels
+
+    eq_rows = [_seg(500 - 44 * n, 100 + k * 60, n) for k, n in zip([0, 1, 2, 3, 5], [3, 3, 1, 1, 2])]
+    stray = _seg(500 - 44 * 4, 100 + 4 * 60, 4)  # the row between the 4th and the 5th
+    seat = _seg(900, 100, 4)
+    drafts = [("boffs", [seat, stray], ["Science", "Science"]), ("equipment", eq_rows, [None] * 5)]
+    out = {k: st for k, st, _e in _prune_panels(drafts)}
+    assert [s.x0 for s in out["boffs"]] == [900]
+    assert len(out["equipment"]) == 6 and out["equipment"][4] is stray

@@ -1197,6 +1197,19 @@ def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> lis
         keep = [i for i, sg in enumerate(boffs[1]) if SEAT_H_RANGE[0] * eq_ref <= sg.h <= SEAT_H_RANGE[1] * eq_ref]
         boffs[1][:] = [boffs[1][i] for i in keep]
         boffs[2][:] = [boffs[2][i] for i in keep]
+        # a 'seat' on an equipment panel's right edge, within its rows' span, is one of its rows
+        # whose label (washed out, coloured) looked like a marker bar
+        hosts = [d for d in drafts if d[0] == "equipment" and len(d[1]) >= 2]
+        for host in hosts:
+            right = float(_med([r.x1 for r in host[1]]))
+            top, bottom = min(r.y0 for r in host[1]), max(r.y0 + r.h for r in host[1])
+            w = float(_med([r.w for r in host[1]]))
+            mine = [i for i, sg in enumerate(boffs[1]) if abs(sg.x1 - right) <= ALIGN_TOL_W * w
+                    and top - 0.5 * sg.h <= sg.y0 <= bottom]
+            if mine:
+                _merge_into_rows(host, [boffs[1][i] for i in mine])
+                boffs[1][:] = [sg for i, sg in enumerate(boffs[1]) if i not in mine]
+                boffs[2][:] = [e for i, e in enumerate(boffs[2]) if i not in mine]
     out = []
     for kind, stack, extra in drafts:
         if not stack:
