@@ -472,3 +472,25 @@ def test_a_seat_on_an_equipment_panels_edge_is_its_row() -> None:
     out = {k: st for k, st, _e in _prune_panels(drafts)}
     assert [s.x0 for s in out["boffs"]] == [900]
     assert len(out["equipment"]) == 6 and out["equipment"][4] is stray
+
+
+
+@pytest.mark.slow
+def test_small_ui_ground_panel_with_ruled_rows(ocr_engine) -> None:
+    """The bundled 1366x768, UI 0.85 ground screen: every row touches the panel's separator rules and
+    the right column's cells form a 2x2 block once the rules are cut; the block must not fuse into
+    one 'cell' (it did, and the screen came out UNKNOWN)."""
+    import json
+    from pathlib import Path
+
+    from warpd.load import load_image
+    from warpd.screen_type import classify
+
+    root = Path(__file__).resolve().parent.parent / "examples"
+    rgb = load_image(root / "ground_eq_000008.jpg", 10**9).rgb
+    truth = json.loads((root / "ground_eq_000008.json").read_text())
+    layout = find_layout(rgb, ocr_engine)
+    assert classify(rgb, layout)[0].value == "GROUND_EQ"
+    cells = [s for s in truth["slots"] if not s.get("occluded")]
+    found = sum(any(_iou(c.bbox, s["bbox"]) >= 0.5 for c in layout.cells) for s in cells)
+    assert found >= 0.8 * len(cells), (found, len(cells))

@@ -616,7 +616,10 @@ def _tree_nodes(mask: np.ndarray, min_h: int, max_h: int,
         vline = (own > wide) & (cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((long, 1), np.uint8)) > 0)
         hline = (own > tallk) & (cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((1, long), np.uint8)) > 0)
         cut = (own.astype(bool) & ~vline & ~hline).astype(np.uint8)
-        nodes = [(bx + x, by + y, bw, bh) for bx, by, bw, bh in _cell_boxes(cut, min_h, max_h)
+        # (fragments merged, and as they are: merging can fuse a 2x2 block of cells into one
+        # cell-shaped box, which _dedupe later resolves into its parts)
+        raw = list(dict.fromkeys(_cell_boxes(cut, min_h, max_h) + _cell_boxes(cut, min_h, max_h, merge=False)))
+        nodes = [(bx + x, by + y, bw, bh) for bx, by, bw, bh in raw
                  if int(cut[by:by + bh, bx:bx + bw].sum()) >= CUT_MIN_FILL * bw * bh]
         nodes = [b for b in nodes if not any(_overlap(b, o) > 0 for o in found)]
         if not nodes:
