@@ -72,6 +72,9 @@ MAX_ROW_CELLS = 7
 # Cells of one row: heights within this ratio, centres within this fraction of the height.
 ROW_H_TOL = 0.12
 ROW_Y_TOL = 0.2
+# cells chained into one row: found heights vary more than rows do (an empty frame with its glow,
+# a dark icon found short)
+CHAIN_H_TOL = 0.2
 # Neighbouring cells of one row are at most this many cell widths apart (edge to edge).
 MAX_CELL_GAP_W = 0.6
 # a run of touching cells (see _split_periodic): cell pitch / run height within these bounds, cut
@@ -869,7 +872,7 @@ def build_segments(boxes: list[tuple[int, int, int, int]], hsv: np.ndarray | Non
             if used[j]:
                 continue
             c, last = boxes[j], chain[-1]
-            if abs(c[3] - b[3]) > ROW_H_TOL * b[3] or abs((c[1] + c[3] / 2) - (b[1] + b[3] / 2)) > ROW_Y_TOL * b[3]:
+            if abs(c[3] - b[3]) > CHAIN_H_TOL * b[3] or abs((c[1] + c[3] / 2) - (b[1] + b[3] / 2)) > ROW_Y_TOL * b[3]:
                 continue
             gap = c[0] - (last[0] + last[2])
             if gap < -0.2 * last[2]:
