@@ -110,3 +110,17 @@ def test_named_trait_panels_outweigh_a_tree() -> None:
     assert layout_type(named)[0] == ScreenType.TRAITS
     unnamed = Layout([tree, trait_panel(None), trait_panel(None)], None, 0.0, {})
     assert layout_type(unnamed)[0] == ScreenType.SPECIALIZATIONS
+
+
+def test_headerless_grid_beside_equipment_is_not_a_trait_panel() -> None:
+    """Rows split off an equipment panel become a headerless 'trait grid': they must not turn an
+    equipment screen into a mixed one; a trait panel named by its header does."""
+    from warpd.layout import Cell, Panel, Row
+    from warpd.screen_type import layout_type
+
+    def panel(kind, name, env=None):
+        return Panel(kind, env, [Row(name, 0.9, [Cell((10 * i, 0, 8, 10), "item", i) for i in range(3)])])
+
+    eq = panel("equipment", "Fore Weapons", "space")
+    assert layout_type(Layout([eq, panel("traits", None)], None, 0.0, {}))[0] == ScreenType.SPACE_EQ
+    assert layout_type(Layout([eq, panel("traits", "Starship Traits")], None, 0.0, {}))[0] == ScreenType.SPACE_MIXED
