@@ -113,8 +113,8 @@ def test_named_trait_panels_outweigh_a_tree() -> None:
 
 
 def test_headerless_grid_beside_equipment_is_not_a_trait_panel() -> None:
-    """Rows split off an equipment panel become a headerless 'trait grid': they must not turn an
-    equipment screen into a mixed one; a trait panel named by its header does."""
+    """Rows split off an equipment panel (or seats whose markers were not seen) become a headerless
+    'trait grid': they must not make the screen mixed; a trait panel named by its header does."""
     from warpd.layout import Cell, Panel, Row
     from warpd.screen_type import layout_type
 
@@ -124,3 +124,5 @@ def test_headerless_grid_beside_equipment_is_not_a_trait_panel() -> None:
     eq = panel("equipment", "Fore Weapons", "space")
     assert layout_type(Layout([eq, panel("traits", None)], None, 0.0, {}))[0] == ScreenType.SPACE_EQ
     assert layout_type(Layout([eq, panel("traits", "Starship Traits")], None, 0.0, {}))[0] == ScreenType.SPACE_MIXED
+    seats = panel("boffs", "Boff Tactical")
+    assert layout_type(Layout([seats, panel("traits", None)], None, 0.0, {}))[0] == ScreenType.BOFFS

@@ -80,11 +80,12 @@ def keyword_type(texts: Iterable[str]) -> ScreenType | None:
 
 def layout_type(layout: Layout) -> tuple[ScreenType, dict[str, Any]]:
     """The screen type the found panels imply (no slots -> UNKNOWN)."""
-    has_equipment = any(p.kind == "equipment" and p.rows for p in layout.panels)
-    # next to an equipment panel, a trait grid with no header read is most likely a piece of it
-    # (rows split off where a row was lost): only named trait panels make an equipment screen mixed
+    anchored = any(p.kind in ("equipment", "boffs") and p.rows for p in layout.panels)
+    # next to an equipment or boff panel, a trait grid with no header read is most likely a piece of
+    # it (rows split off where a row was lost, seats whose markers were not seen): only named trait
+    # panels make such a screen mixed
     kinds = [p.kind for p in layout.panels if p.rows and not (
-        has_equipment and p.kind == "traits" and not any(r.slot for r in p.rows))]
+        anchored and p.kind == "traits" and not any(r.slot for r in p.rows))]
     envs = [p.environment for p in layout.panels if p.kind == "equipment"]
     n_cells = len(layout.cells)
     evidence = {"panel_kinds": kinds, "equipment_env": envs, "cells": n_cells}
