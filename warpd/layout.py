@@ -1074,6 +1074,8 @@ PROBE_MIN_FILL = 0.35
 ADOPT_MAX_STEPS = 3
 TRAIT_ROW_CELLS = 5
 SEAT_MAX_CELLS = 4
+# named seats (marker colour or title) that keep a boff panel whose header could not be read
+SEATS_WITHOUT_TEXT = 3
 # a title word this close (rapidfuzz ratio) to a profession names the seat
 SEAT_WORD_MIN_SCORE = 80
 # margin (share of the found line's height) added around a seat title before it is read
@@ -1981,7 +1983,11 @@ def _gate_by_text(panels: list[Panel], drafts: list, mask: np.ndarray, rgb: np.n
             text = _read_box(ocr, rgb, box, f)
             if text:
                 texts.append(text)
-            if not _is_boff_text(text) and not named_traits and not equipment:
+            # seats stacked in two or more rows of a grid, several with a profession's marker,
+            # are a boff panel even when its header is unreadable (a hotbar is one strip)
+            levels = len({round(sg.y0 / max(1.0, sg.h)) for sg in stack})
+            seated = sum(1 for r in p.rows if r.slot) >= SEATS_WITHOUT_TEXT and levels >= 2
+            if not _is_boff_text(text) and not named_traits and not equipment and not seated:
                 continue
         out.append(p)
     return out
