@@ -494,3 +494,19 @@ def test_small_ui_ground_panel_with_ruled_rows(ocr_engine) -> None:
     cells = [s for s in truth["slots"] if not s.get("occluded")]
     found = sum(any(_iou(c.bbox, s["bbox"]) >= 0.5 for c in layout.cells) for s in cells)
     assert found >= 0.8 * len(cells), (found, len(cells))
+
+
+@pytest.mark.slow
+def test_boff_panel_with_unreadable_header_is_kept(catalog, ocr_engine) -> None:
+    """A dim German boff screen whose header OCR cannot read: five seats with profession markers
+    in a grid of rows are a boff panel all the same (a game hotbar is a single strip)."""
+    import random
+
+    from warpd.screen_type import classify
+    from warpd.synth.screens import random_options, render_screen
+
+    img, truth = render_screen("BOFFS", 1060, catalog, random_options(random.Random(1060)))
+    rgb = np.asarray(img)
+    layout = find_layout(rgb, ocr_engine)
+    assert classify(rgb, layout)[0].value == "BOFFS"
+    assert sum(1 for p in layout.panels if p.kind == "boffs" for r in p.rows if r.slot) >= 3
