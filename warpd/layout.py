@@ -75,6 +75,8 @@ ROW_Y_TOL = 0.2
 # cells chained into one row: found heights vary more than rows do (an empty frame with its glow,
 # a dark icon found short)
 CHAIN_H_TOL = 0.2
+# rows stacked into one equipment panel: a row's median cell height within this share of the panel's
+STACK_H_TOL = 0.2
 # Neighbouring cells of one row are at most this many cell widths apart (edge to edge).
 MAX_CELL_GAP_W = 0.6
 # a run of touching cells (see _split_periodic): cell pitch / run height within these bounds, cut
@@ -1025,7 +1027,7 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
             last = stack[-1]
             # against the stack's typical row, not just the last one (a dark icon is found short)
             ref_h = _med([u.h for u in stack])
-            if abs(t.h - ref_h) > ROW_H_TOL * ref_h or abs(t.x1 - last.x1) > ALIGN_TOL_W * last.w:
+            if abs(t.h - ref_h) > STACK_H_TOL * ref_h or abs(t.x1 - last.x1) > ALIGN_TOL_W * last.w:
                 continue
             if t.y0 - last.y0 > MAX_ROW_STEP_H * last.h:
                 # rows lost in between (cells merged into a blob, a washed-out row): a step of a
