@@ -77,6 +77,9 @@ ROW_Y_TOL = 0.2
 CHAIN_H_TOL = 0.2
 # rows stacked into one equipment panel: a row's median cell height within this share of the panel's
 STACK_H_TOL = 0.2
+# a cell found within this share of its panel's median cell size is redrawn at that size on its
+# row's line (see _regular_box)
+REGULAR_MAX_DEV = 0.3
 # Neighbouring cells of one row are at most this many cell widths apart (edge to edge).
 MAX_CELL_GAP_W = 0.6
 # a run of touching cells (see _split_periodic): cell pitch / run height within these bounds, cut
@@ -1677,10 +1680,11 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
     pitches: list[float] = []
     for kind, stack, extra in drafts:
         rows: list[Row] = []
+        size = _panel_cell_size(stack)
         for seg in stack:
             cells = []
             for i, (b, inf) in enumerate(zip(seg.boxes, seg.inferred)):
-                fb = _to_full(b, f, rgb.shape)
+                fb = _to_full(_regular_box(b, seg, size), f, rgb.shape)
                 cells.append(Cell(fb, cell_state(rgb, fb), i, inf))
             rows.append(Row(None, 0.0, cells))
         if len(stack) >= 2:
@@ -1733,6 +1737,23 @@ def _one_trait_environment(panels: list[Panel]) -> None:
             if r.slot in TRAIT_COUNTERPARTS and SLOT_GROUPS[r.slot].environment != env:
                 r.slot = TRAIT_COUNTERPARTS[r.slot]
         p.environment = env
+
+
+def _panel_cell_size(stack: list[_Seg]) -> tuple[float, float]:
+    """The panel's cell size: the median over all its cells (one UI scale, one slot size)."""
+    return (_med([b[2] for sg in stack for b in sg.boxes]), _med([b[3] for sg in stack for b in sg.boxes]))
+
+
+def _regular_box(b: tuple[int, int, int, int], seg: _Seg, size: tuple[float, float]) -> tuple[int, int, int, int]:
+    """A cell's box at the panel's cell size, centred where it was found and on its row's line: a box
+    found with its glow, or short (a dark icon), would crop the icon off-centre or at another scale,
+    and icon matching is far less sure on such crops."""
+    w, h = size
+    if not (w > 0 and h > 0) or abs(b[2] - w) > REGULAR_MAX_DEV * w or abs(b[3] - h) > REGULAR_MAX_DEV * h:
+        return b  # far off the panel's size: not a cell of its grid; leave it as found
+    cx = b[0] + b[2] / 2
+    cy = seg.yc
+    return (int(round(cx - w / 2)), int(round(cy - h / 2)), int(round(w)), int(round(h)))
 
 
 def _name_equipment_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: np.ndarray,
