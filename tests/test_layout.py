@@ -510,3 +510,16 @@ def test_boff_panel_with_unreadable_header_is_kept(catalog, ocr_engine) -> None:
     layout = find_layout(rgb, ocr_engine)
     assert classify(rgb, layout)[0].value == "BOFFS"
     assert sum(1 for p in layout.panels if p.kind == "boffs" for r in p.rows if r.slot) >= 3
+
+
+def test_cell_boxes_are_redrawn_at_the_panels_cell_size() -> None:
+    """A cell found with its glow (bigger) or short (a dark icon) is cropped at the panel's cell
+    size, centred where it was found, on its row's line; a box far off that size is left alone."""
+    from warpd.layout import _panel_cell_size, _regular_box, _Seg
+
+    row = _Seg([(100, 50, 40, 50), (142, 46, 46, 58), (188, 56, 40, 40), (232, 50, 40, 50)], [False] * 4)
+    size = _panel_cell_size([row])
+    assert size == (40.0, 50.0)
+    assert _regular_box(row.boxes[1], row, size) == (145, 50, 40, 50)  # the glowing one
+    assert _regular_box(row.boxes[2], row, size) == (188, 50, 40, 50)  # the short one, on the line
+    assert _regular_box((300, 0, 90, 120), row, size) == (300, 0, 90, 120)
