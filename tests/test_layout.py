@@ -523,3 +523,19 @@ def test_cell_boxes_are_redrawn_at_the_panels_cell_size() -> None:
     assert _regular_box(row.boxes[1], row, size) == (145, 50, 40, 50)  # the glowing one
     assert _regular_box(row.boxes[2], row, size) == (188, 50, 40, 50)  # the short one, on the line
     assert _regular_box((300, 0, 90, 120), row, size) == (300, 0, 90, 120)
+
+
+@pytest.mark.slow
+def test_trait_grid_does_not_take_the_first_equipment_row(catalog, ocr_engine) -> None:
+    """A mixed screen where a trait grid beside the equipment panel is grown to five cells a row:
+    it must not take the equipment panel's first row, whose top is where the ship text is read."""
+    import random
+
+    from warpd.synth.screens import random_options, render_screen
+
+    img, truth = render_screen("SPACE_MIXED", 1006, catalog, random_options(random.Random(1006)))
+    layout = find_layout(np.asarray(img), ocr_engine)
+    fore = [c for p in layout.panels if p.kind == "equipment" for r in p.rows if r.slot == "Fore Weapons"
+            for c in r.cells]
+    assert len(fore) == sum(1 for s in truth["slots"] if s["slot"] == "Fore Weapons")
+    assert layout.ship_text is not None and any("Valdore" in ln for ln in layout.ship_text.lines)
