@@ -1386,10 +1386,8 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
     # most cells actually seen (a grid of leftover pieces grown into a row must not take its cells)
     seen: list[tuple[int, int, int, int]] = []
     result = []
-    # (equipment panels first: their rows were stacked on their labels; a trait grid grown to five
-    # cells a row must not take an equipment row's cells)
-    order = sorted(range(len(out_drafts)), key=lambda i: (out_drafts[i][0] != "equipment", -sum(
-        not inf for seg in out_drafts[i][1] for inf in seg.inferred)))
+    order = sorted(range(len(out_drafts)), key=lambda i: -sum(
+        not inf for seg in out_drafts[i][1] for inf in seg.inferred))
     for kind, stack, extra in (out_drafts[i] for i in order):
         keep_s, keep_e = [], []
         for seg, e in zip(stack, extra):
