@@ -539,3 +539,19 @@ def test_trait_grid_does_not_take_the_first_equipment_row(catalog, ocr_engine) -
             for c in r.cells]
     assert len(fore) == sum(1 for s in truth["slots"] if s["slot"] == "Fore Weapons")
     assert layout.ship_text is not None and any("Valdore" in ln for ln in layout.ship_text.lines)
+
+
+def test_a_two_by_two_block_of_cells_is_split() -> None:
+    """Four touching cells found as one cell-shaped box twice the typical size become four cells;
+    boxes of the typical size are left alone."""
+    from warpd.layout import _split_blocks
+
+    cells = [(100 + 55 * i, 400, 50, 62) for i in range(6)]
+    block = (300, 100, 108, 130)
+    out = _split_blocks(cells + [block])
+    assert set(cells) <= set(out) and block not in out
+    quarters = [b for b in out if b not in cells]
+    assert len(quarters) == 4 and all(50 <= b[2] <= 54 and 60 <= b[3] <= 64 for b in quarters)
+    assert {(b[0], b[1]) for b in quarters} == {(300, 100), (300 + 108 - quarters[0][2], 100),
+                                                (300, 100 + 130 - quarters[0][3]),
+                                                (300 + 108 - quarters[0][2], 100 + 130 - quarters[0][3])}

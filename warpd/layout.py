@@ -75,6 +75,8 @@ ROW_Y_TOL = 0.2
 # cells chained into one row: found heights vary more than rows do (an empty frame with its glow,
 # a dark icon found short)
 CHAIN_H_TOL = 0.2
+# a box this many times the typical cell's width and height (both) is a 2x2 block of cells
+BLOCK_MIN, BLOCK_MAX = 1.85, 2.4
 # rows stacked into one equipment panel: a row's median cell height within this share of the panel's
 STACK_H_TOL = 0.2
 # a cell found within this share of its panel's median cell size is redrawn at that size on its
@@ -863,9 +865,26 @@ def _border_between(hsv: np.ndarray, a: tuple[int, int, int, int], b: tuple[int,
     return bool((runs >= BORDER_MIN_RUN).any())
 
 
+def _split_blocks(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """A 2x2 block of touching cells (glowing frames) is found as one cell-shaped box twice the size
+    of the others: split it into its four cells. The typical cell size is the median of all boxes."""
+    if len(boxes) < 6:
+        return boxes
+    mw, mh = _med([b[2] for b in boxes]), _med([b[3] for b in boxes])
+    out = []
+    for x, y, w, h in boxes:
+        if BLOCK_MIN <= w / mw <= BLOCK_MAX and BLOCK_MIN <= h / mh <= BLOCK_MAX:
+            gw, gh = max(1, int(round(0.04 * w))), max(1, int(round(0.04 * h)))
+            cw, ch = (w - gw) // 2, (h - gh) // 2
+            out += [(x + dx, y + dy, cw, ch) for dy in (0, h - ch) for dx in (0, w - cw)]
+        else:
+            out.append((x, y, w, h))
+    return out
+
+
 def build_segments(boxes: list[tuple[int, int, int, int]], hsv: np.ndarray | None = None) -> list[_Seg]:
     """Chain cells of equal height on one line into regularly spaced segments; refuse over-long ones."""
-    boxes = sorted(_dedupe(boxes), key=lambda b: (b[0]))
+    boxes = sorted(_split_blocks(_dedupe(boxes)), key=lambda b: (b[0]))
     used = [False] * len(boxes)
     segs: list[_Seg] = []
     for i, b in enumerate(boxes):
