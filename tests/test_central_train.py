@@ -131,7 +131,9 @@ def test_tiny_run_learns_well_above_chance(bank, trained):
     x = normalise_batch(C.synth_batch(bank, y, rng, C.AugmentConfig()))
     acc = (predict_logits(trained.model, x).argmax(1) == y).mean()
     assert acc > 0.5
-    assert 0.25 <= trained.temperature <= 20 and trained.ece_calibrated <= trained.ece_raw + 1e-9
+    # the temperature minimises NLL, not ECE: when the raw model is already close to calibrated (the
+    # episode loss left this one at T ~ 1.2, ECE 0.065 on 100 crops) ECE may move by a bin's noise
+    assert 0.25 <= trained.temperature <= 20 and trained.ece_calibrated <= trained.ece_raw + 0.01
 
 
 def _tiny_cfg(**kw) -> TrainConfig:
@@ -285,6 +287,59 @@ def test_imprint_from_trained_backbone_beats_the_sgd_head(bank):
     assert class_prototypes(model, big, 4, cfg, np.random.default_rng([1, 29])).imprint(model)
     imprinted = (predict_logits(model, x).argmax(1) == y).mean()
     assert imprinted >= sgd + 0.02, (sgd, imprinted)
+
+
+def test_batches_of_k_classes_by_v_views(bank):
+    """``views_per_class=v``: the synthetic part of a batch is batch/v classes, each v crops (not
+    copies: each is its own augmentation)."""
+    from central.train_icons import BatchProducer, CommunitySet
+
+    none = CommunitySet([], np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0))
+    prod = BatchProducer(bank, none, _tiny_cfg(batch_size=16, views_per_class=4), seed=3)
+    try:
+        x, y, _ = prod.make()
+    finally:
+        prod.close()
+    assert len(y) == 16
+    assert all((y[i:i + 4] == y[i]).all() for i in range(0, 16, 4))
+    assert not np.array_equal(x[0], x[1])  # same class, different views
+    prod = BatchProducer(bank, none, _tiny_cfg(batch_size=16, views_per_class=1), seed=3)
+    try:
+        assert len(np.unique(prod.make()[1])) > 4  # 1: a class drawn per crop
+    finally:
+        prod.close()
+
+
+def test_episode_loss_rewards_tight_class_clusters():
+    from central.train_icons import episode_loss
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 3])
+    centres = torch.randn(4, 16, generator=gen)
+    tight = centres[y] + 0.05 * torch.randn(9, 16, generator=gen)
+    loose = torch.randn(9, 16, generator=gen)
+    assert float(episode_loss(tight, y)) < 0.01 < float(episode_loss(loose, y))
+    # the margin is taken off the own class's cosine only: it raises the loss of the same features
+    assert float(episode_loss(loose, y, margin=0.3)) > float(episode_loss(loose, y))
+    assert float(episode_loss(loose, torch.arange(9))) == 0.0  # no class with two crops: nothing to learn
+
+
+def test_episode_loss_alone_trains_the_backbone(bank):
+    """With the head's cross entropy off, the in-batch prototypical loss is what moves the backbone."""
+    small = C.IconBank(bank.names[:6], bank.icons[:6])
+    kw = dict(imprint_at=(), ce_weight=0.0, views_per_class=4, batch_size=16, weight_decay=0.0)
+    still = train_icon_classifier(small, _tiny_cfg(**kw, episode_weight=0.0)).model.state_dict()
+    moved = train_icon_classifier(small, _tiny_cfg(**kw, episode_weight=1.0)).model.state_dict()
+    key = "features.0.0.weight"
+    assert not torch.equal(still[key], moved[key])
+
+
+def test_cosface_margin_changes_training(bank):
+    """``margin > 0`` subtracts s*m from the true class's logit in training (and only there)."""
+    small = C.IconBank(bank.names[:6], bank.icons[:6])
+    a = train_icon_classifier(small, _tiny_cfg(imprint_at=(), margin=0.0)).model.state_dict()
+    b = train_icon_classifier(small, _tiny_cfg(imprint_at=(), margin=0.3)).model.state_dict()
+    assert not all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("shape,k,s", [((6, 40, 2, 2), 5, 1), ((6, 40, 2, 2), 3, 1), ((6, 24, 4, 3), 5, 1),
