@@ -953,17 +953,12 @@ def propose_regression(work: Path, out: Path, min_votes: int) -> int:
 def push_regression(args: argparse.Namespace) -> str:
     """Commit a reviewed folder to ``regression/``, merged with the set already pinned there (ONE commit)."""
     from central import evaluate as ev
-    from warpd.hub import HubNotFound
 
     hub = open_hub(args.endpoint, timeout_s=args.timeout_s, retries=args.retries)
     files = ev.read_regression_folder(Path(args.folder))
     head = pub.knowledge_head(hub, args.knowledge)
-    old = None
-    if head is not None:
-        try:
-            old = hub.read_bytes(args.knowledge, ev.REGRESSION_LABELS, repo_type=pub.REPO_TYPE, revision=head)
-        except HubNotFound:
-            old = None
+    old = (hub.read_optional(args.knowledge, ev.REGRESSION_LABELS, repo_type=pub.REPO_TYPE, revision=head)
+           if head is not None else None)
     files[ev.REGRESSION_LABELS] = ev.merge_labels(old, files[ev.REGRESSION_LABELS])
     return pub.commit(hub, args.knowledge, files, args.message, parent=head)
 

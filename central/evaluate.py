@@ -55,7 +55,7 @@ import numpy as np
 
 from warpd import formats
 from warpd.formats import FormatError
-from warpd.hub import Hub, HubNotFound
+from warpd.hub import Hub
 
 REGRESSION_DIR = "regression"
 REGRESSION_LABELS = f"{REGRESSION_DIR}/labels.jsonl"
@@ -148,9 +148,8 @@ def load_regression_set(hub: Hub, repo: str, revision: str | None, *, repo_type:
 
     if revision is None:
         return None
-    try:
-        text = hub.read_bytes(repo, REGRESSION_LABELS, repo_type=repo_type, revision=revision)
-    except HubNotFound:
+    text = hub.read_optional(repo, REGRESSION_LABELS, repo_type=repo_type, revision=revision)
+    if text is None:
         return None
     crops, labels, shas, origins = [], [], [], []
     for sha, name, origin in parse_regression_lines(text):

@@ -93,11 +93,8 @@ def read_previous_manifest(hub: Hub, repo: str, revision: str | None) -> dict[st
     """training_manifest.json at ``revision`` (the fast skip check needs only this one small file)."""
     if revision is None:
         return None
-    try:
-        raw = hub.read_bytes(repo, MANIFEST_PATH, repo_type=REPO_TYPE, revision=revision)
-    except HubNotFound:
-        return None
-    return formats.read_json_object(raw, formats.MANIFEST)
+    raw = hub.read_optional(repo, MANIFEST_PATH, repo_type=REPO_TYPE, revision=revision)
+    return None if raw is None else formats.read_json_object(raw, formats.MANIFEST)
 
 
 def fetch_previous(hub: Hub, repo: str, revision: str | None, dest: Path) -> Previous:
@@ -114,12 +111,11 @@ def fetch_previous(hub: Hub, repo: str, revision: str | None, dest: Path) -> Pre
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     prev.folder = dest
+    raw = hub.read_optional(repo, VERSION_PATH, repo_type=REPO_TYPE, revision=revision)
     try:
-        raw = hub.read_bytes(repo, VERSION_PATH, repo_type=REPO_TYPE, revision=revision)
-        prev.version = formats.parse_model_version(raw)
-        prev.version_raw = json.loads(raw)
-    except HubNotFound:
-        pass
+        if raw is not None:
+            prev.version = formats.parse_model_version(raw)
+            prev.version_raw = json.loads(raw)
     except formats.FormatError as exc:
         prev.problems.append(f"published {formats.MODEL_VERSION} is unreadable: {exc}")
     listed = set(prev.version.files) if prev.version else set()

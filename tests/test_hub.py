@@ -162,6 +162,11 @@ def test_missing_things_are_not_found(rig: Rig, tmp_path: Path) -> None:
     with pytest.raises(HubNotFound):
         rig.hub.read_bytes(REPO, "a/b.txt", revision="0" * 40)
     assert rig.hub.list_files(REPO, "staging/never-uploaded") == []
+    # an optional file: None when absent, its content when there; other errors still raise
+    assert rig.hub.read_optional(REPO, "a/missing.txt") is None
+    assert rig.hub.read_optional(REPO, "a/b.txt") == b"b"
+    with pytest.raises(HubUnsafePath):
+        rig.hub.read_optional(REPO, "../escape.txt")
 
 
 def test_parent_mismatch_is_a_conflict(rig: Rig) -> None:

@@ -240,6 +240,14 @@ class Hub(ABC):
         with tempfile.TemporaryDirectory(prefix="warpd-hub-") as tmp:
             return self.download(repo_id, path, Path(tmp), repo_type=repo_type, revision=revision).read_bytes()
 
+    def read_optional(self, repo_id: str, path: str, *, repo_type: RepoType = "dataset",
+                      revision: str | None = None) -> bytes | None:
+        """:meth:`read_bytes`, or None when the file is not there (an optional file, a first run)."""
+        try:
+            return self.read_bytes(repo_id, path, repo_type=repo_type, revision=revision)
+        except HubNotFound:
+            return None
+
     @staticmethod
     def _prepare_commit(files: Mapping[str, bytes | Path], deletions: Sequence[str], message: str,
                         parent: str | None) -> tuple[dict[str, bytes | Path], list[str]]:
