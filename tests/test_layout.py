@@ -555,3 +555,13 @@ def test_a_two_by_two_block_of_cells_is_split() -> None:
     assert {(b[0], b[1]) for b in quarters} == {(300, 100), (300 + 108 - quarters[0][2], 100),
                                                 (300, 100 + 130 - quarters[0][3]),
                                                 (300 + 108 - quarters[0][2], 100 + 130 - quarters[0][3])}
+
+
+def test_trait_slot_in_an_environment() -> None:
+    from warpd.slots import trait_slot_in
+
+    assert trait_slot_in("Space Reputation", "ground") == "Ground Reputation"
+    assert trait_slot_in("Personal Ground Traits", "space") == "Personal Space Traits"
+    assert trait_slot_in("Starship Traits", "ground") == "Starship Traits"  # no ground counterpart
+    assert trait_slot_in("Space Reputation", None) == "Space Reputation"
+    assert trait_slot_in("Fore Weapons", "ground") == "Fore Weapons" and trait_slot_in(None, "space") is None

@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 from rapidfuzz import fuzz
 
-from warpd.slots import GROUND_EQUIPMENT, SLOT_GROUPS, SPACE_EQUIPMENT, TRAIT_COUNTERPARTS, TRAITS, SlotGroup
+from warpd.slots import GROUND_EQUIPMENT, SLOT_GROUPS, SPACE_EQUIPMENT, TRAITS, SlotGroup, trait_slot_in
 
 # ---------------------------------------------------------------- tunable thresholds
 # Working copy height: at 1080 the thinnest cell gap the game draws (UI scale 0.8) is still >= 2 px.
@@ -1753,8 +1753,7 @@ def _one_trait_environment(panels: list[Panel]) -> None:
         if p.kind != "traits":
             continue
         for r in p.rows:
-            if r.slot in TRAIT_COUNTERPARTS and SLOT_GROUPS[r.slot].environment != env:
-                r.slot = TRAIT_COUNTERPARTS[r.slot]
+            r.slot = trait_slot_in(r.slot, env)
         p.environment = env
 
 

@@ -35,7 +35,7 @@ from warpd.models import ModelSet, load_model_set
 from warpd.preprocess import canonical_crop, crop_to_icon, icon_batch
 from warpd.screen_type import classify
 from warpd.shiptext import ShipMatcher
-from warpd.slots import BOFF_PROFESSIONS, BOFF_SPECIALIZATIONS, SLOT_GROUPS, TRAIT_COUNTERPARTS, ScreenType
+from warpd.slots import BOFF_PROFESSIONS, BOFF_SPECIALIZATIONS, SLOT_GROUPS, ScreenType, trait_slot_in
 
 log = logging.getLogger(__name__)
 
@@ -288,20 +288,18 @@ class Engine:
         stay nameless are left out (the contract needs a slot name).
         """
         rows: list[_RowWork] = []
+        screen_env = _screen_environment(screen)
         for panel in layout.panels:
             kinds = PANEL_SLOT_KINDS.get(panel.kind)
             if not kinds:
                 continue
             for row in panel.rows:
                 slot = row.slot if row.slot in SLOT_GROUPS else None
-                if slot in TRAIT_COUNTERPARTS and SLOT_GROUPS[slot].environment != (
-                        _screen_environment(screen) or SLOT_GROUPS[slot].environment):
-                    # a header misread as the other environment's ("Space" for "Ground"): the
-                    # screen's environment decides (a screenshot shows one set of trait panels)
-                    slot = TRAIT_COUNTERPARTS[slot]
-                env_unseen = panel.environment is None and _screen_environment(screen) is None
+                # (a screenshot shows one set of trait panels: the screen's environment decides)
+                slot = trait_slot_in(slot, screen_env)
+                env_unseen = panel.environment is None and screen_env is None
                 env = (SLOT_GROUPS[slot].environment if slot and SLOT_GROUPS[slot].kind != "boff" else None) or (
-                    panel.environment or _screen_environment(screen) or "space")
+                    panel.environment or screen_env or "space")
                 work = _RowWork(slot, env, env_unseen, kinds)
                 for cell in row.cells:
                     entry = slot_entry(slot or "", cell.index, cell.bbox, cell.state)

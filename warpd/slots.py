@@ -104,6 +104,14 @@ TRAIT_COUNTERPARTS: dict[str, str] = {
     "Active Space Rep": "Active Ground Rep"}
 TRAIT_COUNTERPARTS.update({v: k for k, v in list(TRAIT_COUNTERPARTS.items())})
 
+
+def trait_slot_in(slot: str | None, environment: str | None) -> str | None:
+    """A trait panel's name in ``environment``: a header read as the other environment's ("Space
+    Reputation" on a ground screen) names its counterpart. Other slots, or no environment: unchanged."""
+    if environment and slot in TRAIT_COUNTERPARTS and SLOT_GROUPS[slot].environment != environment:
+        return TRAIT_COUNTERPARTS[slot]
+    return slot
+
 BOFF_PROFESSIONS: tuple[str, ...] = ("Tactical", "Engineering", "Science", "Operations", "Universal")
 BOFF_SPECIALIZATIONS: tuple[str, ...] = ("Intelligence", "Command", "Pilot", "Miracle Worker", "Temporal")
 BOFF_RANKS: dict[str, int] = {"Ensign": 1, "Lieutenant": 2, "Lieutenant Commander": 3, "Lt. Commander": 3,
