@@ -1291,6 +1291,17 @@ def _join_line_pieces(stack: list[_Seg], extra: list[str | None]) -> None:
         i += 1
 
 
+def _add_cells(row: _Seg, piece: _Seg, max_cells: int) -> bool:
+    """Give a row the cells of a piece on its line that it does not already have, in x order; False,
+    and nothing added, when the row would hold more than ``max_cells``."""
+    new = [(b, i) for b, i in zip(piece.boxes, piece.inferred) if not any(_overlap(b, k) > 0.3 for k in row.boxes)]
+    if len(row.boxes) + len(new) > max_cells:
+        return False
+    pairs = sorted(list(zip(row.boxes, row.inferred)) + new, key=lambda p: p[0][0])
+    row.boxes, row.inferred = [p[0] for p in pairs], [p[1] for p in pairs]
+    return True
+
+
 def _merge_into_rows(host: tuple[str, list[_Seg], list[str | None]], segs: list[_Seg]) -> None:
     """Give an equipment panel the cells of segments found inside it: each joins the row on its line
     (cells it does not already have, up to a row's maximum), or becomes a row of its own."""
@@ -1298,11 +1309,7 @@ def _merge_into_rows(host: tuple[str, list[_Seg], list[str | None]], segs: list[
     for sg in segs:
         row = min(rows, key=lambda r: abs(r.yc - sg.yc))
         if abs(row.yc - sg.yc) < ROW_Y_TOL * row.h:
-            new = [(b, i) for b, i in zip(sg.boxes, sg.inferred) if not any(_overlap(b, k) > 0.3 for k in row.boxes)]
-            if new and len(row.boxes) + len(new) <= MAX_ROW_CELLS:
-                pairs = sorted(list(zip(row.boxes, row.inferred)) + new, key=lambda p: p[0][0])
-                row.boxes = [b for b, _ in pairs]
-                row.inferred = [i for _, i in pairs]
+            _add_cells(row, sg, MAX_ROW_CELLS)
         elif abs(sg.h - row.h) <= ROW_H_TOL * row.h:
             rows.append(sg)
     rows.sort(key=lambda r: r.y0)
@@ -1465,12 +1472,7 @@ def _joins_grid(grid: list[_Seg], sg: _Seg) -> bool:
         # than a trait row's five cells (two sections side by side stay apart)
         if max(sg.x0 - row.x1, row.x0 - sg.x1) > pitch + ALIGN_TOL_W * w:
             return False
-        new = [(bx, i) for bx, i in zip(sg.boxes, sg.inferred) if not any(_overlap(bx, k) > 0.3 for k in row.boxes)]
-        if len(row.boxes) + len(new) > TRAIT_ROW_CELLS:
-            return False
-        pairs = sorted(list(zip(row.boxes, row.inferred)) + new, key=lambda p: p[0][0])
-        row.boxes, row.inferred = [p[0] for p in pairs], [p[1] for p in pairs]
-        return True
+        return _add_cells(row, sg, TRAIT_ROW_CELLS)
     if sg.x0 < gx0 - ALIGN_TOL_W * w or sg.x1 > gx1 + ALIGN_TOL_W * w:
         return False  # a row of its own stands within the grid's columns
     top, bottom = min(s.y0 for s in grid), max(s.y0 + s.h for s in grid)
