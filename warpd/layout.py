@@ -1412,8 +1412,7 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
     # most cells actually seen (a grid of leftover pieces grown into a row must not take its cells)
     seen: list[tuple[int, int, int, int]] = []
     result = []
-    order = sorted(range(len(out_drafts)), key=lambda i: -sum(
-        not inf for seg in out_drafts[i][1] for inf in seg.inferred))
+    order = sorted(range(len(out_drafts)), key=lambda i: -_seen_cells(out_drafts[i][1]))
     for kind, stack, extra in (out_drafts[i] for i in order):
         keep_s, keep_e = [], []
         for seg, e in zip(stack, extra):
@@ -1438,21 +1437,25 @@ def _merge_trait_grids(drafts: list[tuple[str, list[_Seg], list[str | None]]]
     at most a trait row's cells: two sections side by side stay apart); sections are split again
     by their headers afterwards."""
     # pieces move only towards grids with more cells seen (so nothing moves back and forth)
-    grids = sorted((d for d in drafts if d[0] == "traits"),
-                   key=lambda d: -sum(not i for sg in d[1] for i in sg.inferred))
+    grids = sorted((d for d in drafts if d[0] == "traits"), key=lambda d: -_seen_cells(d[1]))
     moved = True
     while moved:
         moved = False
         for ia, a in enumerate(grids):
             for b in grids[ia + 1:]:
-                for sg in list(b[1]):
-                    if a[1] and _joins_grid(a[1], sg):
-                        b[1].remove(sg)
-                        moved = True
-                a[1].sort(key=lambda r: r.y0)
-                a[2][:] = [None] * len(a[1])
-                b[2][:] = [None] * len(b[1])
+                joined = [sg for sg in list(b[1]) if a[1] and _joins_grid(a[1], sg)]
+                if joined:
+                    b[1][:] = [sg for sg in b[1] if not any(sg is j for j in joined)]
+                    a[1].sort(key=lambda r: r.y0)
+                    a[2][:] = [None] * len(a[1])
+                    b[2][:] = [None] * len(b[1])
+                    moved = True
     return [d for d in drafts if d[1]]
+
+
+def _seen_cells(stack: list[_Seg]) -> int:
+    """Cells of a draft that were found, not inferred: which of two drafts has the better claim."""
+    return sum(not inf for sg in stack for inf in sg.inferred)
 
 
 def _joins_grid(grid: list[_Seg], sg: _Seg) -> bool:
