@@ -565,3 +565,57 @@ def test_trait_slot_in_an_environment() -> None:
     assert trait_slot_in("Starship Traits", "ground") == "Starship Traits"  # no ground counterpart
     assert trait_slot_in("Space Reputation", None) == "Space Reputation"
     assert trait_slot_in("Fore Weapons", "ground") == "Fore Weapons" and trait_slot_in(None, "space") is None
+
+
+def test_hollow_icons_touching_the_rules_of_a_narrow_panel() -> None:
+    """A narrow panel's separator rule (not wider than two tall cells) with consoles hanging from it:
+    a console's dark screen leaves only thin frame strokes at its sides and top. Only lines longer
+    than the row is tall are cut, so each console stays one whole cell, not a sliver under its screen."""
+    from warpd.layout import _tree_nodes
+
+    m = np.zeros((120, 420), np.uint8)
+    m[20:23, 10:370] = 1  # the rule, 360 px: less than 2 x max_h (2 x 183 at 1080p)
+    for x in (280, 322):
+        m[23:73, x:x + 38] = 1
+        m[33:50, x + 4:x + 34] = 0  # the console's dark screen: thin frame strokes remain
+    cells = _tree_nodes(m, 23, 183, [])
+    assert sorted(c[0] for c in cells) == [280, 322]
+    assert all(c[3] >= 48 and c[2] == 38 for c in cells), cells
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1068])
+def test_a_boff_panels_second_column_joins_it(seed, catalog, ocr_engine) -> None:
+    """A 'Standard Away Team' panel whose header stands over its left column only: the right column's
+    seats, markers too faint to see, on the same lines and inside the same panel, are seats as well."""
+    import random
+
+    from warpd.synth.screens import random_options, render_screen
+
+    img, truth = render_screen("BOFFS", seed, catalog, random_options(random.Random(seed)))
+    layout = find_layout(np.asarray(img), ocr_engine)
+    seats = [c.bbox for p in layout.panels if p.kind == "boffs" for r in p.rows for c in r.cells]
+    cells = [s for s in truth["slots"] if s["slot"].startswith("Boff") and not s.get("occluded")]
+    found = sum(any(_iou(b, s["bbox"]) >= 0.5 for b in seats) for s in cells)
+    assert found == len(cells) and len(seats) == len(cells), (found, len(seats), len(cells))
+
+
+@pytest.mark.slow
+def test_merged_cells_left_of_a_row_and_a_seat_on_its_edge(catalog, ocr_engine) -> None:
+    """A 720p SPACE_EQ screen whose Devices row's right cells were taken for a boff seat (a marker-
+    coloured neighbour) and whose two left cells touch as one blob: the seat goes back to the panel
+    before its missing rows are probed, the blob's positions are the row's cells, and the screen is
+    SPACE_EQ, not mixed."""
+    import random
+
+    from warpd.screen_type import classify
+    from warpd.synth.screens import random_options, render_screen
+
+    img, truth = render_screen("SPACE_EQ", 1121, catalog, random_options(random.Random(1121)))
+    rgb = np.asarray(img)
+    layout = find_layout(rgb, ocr_engine)
+    assert classify(rgb, layout)[0].value == "SPACE_EQ"
+    devices = [c.bbox for p in layout.panels for r in p.rows if r.slot == "Devices" for c in r.cells]
+    truth_dev = [s["bbox"] for s in truth["slots"] if s["slot"] == "Devices"]
+    assert len(devices) == len(truth_dev) == 4
+    assert all(any(_iou(b, t) >= 0.5 for b in devices) for t in truth_dev)

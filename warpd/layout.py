@@ -591,6 +591,12 @@ CUT_MIN_FILL = 0.15
 # components wider than any row and at most this many max cell heights tall are cut at their thin
 # lines too (a separator line under or over a row of icons that touch it)
 RULED_MAX_H = 2.0
+# ... or at least this many times as wide as tall: a rule runs under the label column and the
+# cells, so even a narrow panel's rule with its row of icons is >= ~5 heights wide (a row of
+# touching cells alone, at most ~4.5, is left to _split_run)
+RULED_MIN_ASPECT = 5.0
+# in such a component only lines longer than this share of its height are cut
+RULE_MIN_LEN_H = 1.5
 # tree levels are a node plus a short connector apart (measured ~1.5 node heights), with margin;
 # the pieces of one big shape cut at its thin parts stand much further apart
 TREE_MAX_STEP_H = 2.0
@@ -610,7 +616,8 @@ def _tree_nodes(mask: np.ndarray, min_h: int, max_h: int,
                & (st[:, 3] <= CONNECTOR_MAX_H * max_h) & (st[:, 2] >= MIN_ASPECT * min_h)
                & (st[:, 2] <= CONNECTOR_MAX_H * max_h))
     # wider than any row of cells (what _merge_fragments leaves out) yet no taller than a few rows
-    is_wide = (st[:, 2] > 2 * max_h) & (st[:, 3] >= min_h) & (st[:, 3] <= RULED_MAX_H * max_h)
+    is_wide = (((st[:, 2] > 2 * max_h) | (st[:, 2] >= RULED_MIN_ASPECT * st[:, 3]))
+               & (st[:, 3] >= min_h) & (st[:, 3] <= RULED_MAX_H * max_h))
     tall = st[is_tall | is_wide]
     wide = is_wide[is_tall | is_wide]
     thin = max(2, int(round(CONNECTOR_MAX_W * min_h))) + 1
@@ -621,10 +628,11 @@ def _tree_nodes(mask: np.ndarray, min_h: int, max_h: int,
         n, lab = cv2.connectedComponents(sub, connectivity=8)
         # the component itself: the label most of its lit pixels carry
         own = (lab == np.bincount(lab[sub > 0]).argmax()).astype(np.uint8) if n > 2 else sub.copy()
-        wide = cv2.dilate(cv2.erode(own, np.ones((1, thin), np.uint8)), np.ones((1, thin), np.uint8))
-        tallk = cv2.dilate(cv2.erode(own, np.ones((thin, 1), np.uint8)), np.ones((thin, 1), np.uint8))
-        vline = (own > wide) & (cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((long, 1), np.uint8)) > 0)
-        hline = (own > tallk) & (cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((1, long), np.uint8)) > 0)
+        # a rule is longer than the row it touches is tall; an icon's own thin frame edges are not
+        # (hollow icons, a console's dark screen, would otherwise fall apart)
+        span = max(long, int(RULE_MIN_LEN_H * h)) if ruled else long
+        vline = (own > _opened(own, (1, thin), ruled)) & (_opened(own, (span, 1), ruled) > 0)
+        hline = (own > _opened(own, (thin, 1), ruled)) & (_opened(own, (1, span), ruled) > 0)
         cut = (own.astype(bool) & ~vline & ~hline).astype(np.uint8)
         # (fragments merged, and as they are: merging can fuse a 2x2 block of cells into one
         # cell-shaped box, which _dedupe later resolves into its parts)
@@ -650,24 +658,36 @@ def _tree_nodes(mask: np.ndarray, min_h: int, max_h: int,
     return out
 
 
+def _opened(own: np.ndarray, k: tuple[int, int], exact: bool) -> np.ndarray:
+    """Morphological opening of a component's box by a k = (rows, cols) rectangle.
+
+    ``exact`` (ruled components): the box is padded with background, so a rule along its top edge
+    is a thin line too (a bare erosion takes the image border for more ink), and the dilation's
+    anchor mirrors the erosion's, so an even kernel does not shift the result a pixel. Otherwise the
+    plain erode/dilate pair that tree cuts were measured with: its one-pixel shift trims every solid
+    shape's leading edge, which keeps a big rectangle's thick corners from passing for a row of cells.
+    """
+    ker = np.ones(k, np.uint8)
+    if not exact:
+        return cv2.dilate(cv2.erode(own, ker), ker)
+    pad = max(k) + 1
+    padded = cv2.copyMakeBorder(own, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    mirrored = (k[1] - 1 - k[1] // 2, k[0] - 1 - k[0] // 2)
+    return cv2.dilate(cv2.erode(padded, ker), ker, anchor=mirrored)[pad:-pad, pad:-pad]
+
+
 def _trim_rows(cut: np.ndarray, box: tuple[int, int, int, int], origin: tuple[int, int]) -> tuple[int, int, int, int]:
     """A cell box less the rows at its top and bottom where little is lit (the stub of a rule it
-    touched): an icon's own rows are mostly lit."""
+    touched): an icon's outer rows, its frame, are mostly lit. Only the ends are trimmed: a hollow
+    icon (a console's dark screen) has unlit rows inside."""
     bx, by, bw, bh = box
     sub = cut[by - origin[1]:by - origin[1] + bh, bx - origin[0]:bx - origin[0] + bw]
     if sub.size == 0:
         return box
-    lit = sub.mean(axis=1) >= SPLIT_ROW_FILL
-    best, start = (0, 0), None  # the longest run of lit rows: the icon, not a rule above it
-    for i, v in enumerate(list(lit) + [False]):
-        if v and start is None:
-            start = i
-        elif not v and start is not None:
-            best = max(best, (i - start, start))
-            start = None
-    if best[0] == 0:
+    lit = np.flatnonzero(sub.mean(axis=1) >= SPLIT_ROW_FILL)
+    if lit.size == 0:
         return box
-    return (bx, by + best[1], bw, best[0])
+    return (bx, by + int(lit[0]), bw, int(lit[-1] - lit[0] + 1))
 
 
 def _tree_levels(nodes: list[tuple[int, int, int, int]], nh: float) -> bool:
@@ -1094,12 +1114,16 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
 
 
 PROBE_MIN_FILL = 0.35
+# an equipment row grows leftwards only into positions this solidly lit (its labels stand there)
+EQUIPMENT_LEFT_FILL = 0.6
 # a lone row this many row steps above / below an equipment panel may still be one of its rows
 ADOPT_MAX_STEPS = 3
 TRAIT_ROW_CELLS = 5
 SEAT_MAX_CELLS = 4
 # named seats (marker colour or title) that keep a boff panel whose header could not be read
 SEATS_WITHOUT_TEXT = 3
+# a boff panel's two seat columns stand at most this many cell widths apart (marker bar and margin)
+SEAT_COLUMN_MAX_GAP_W = 3.0
 # a title word this close (rapidfuzz ratio) to a profession names the seat
 SEAT_WORD_MIN_SCORE = 80
 # margin (share of the found line's height) added around a seat title before it is read
@@ -1213,6 +1237,26 @@ SEAT_H_RANGE = (0.6, 1.6)
 INSIDE_EQUIPMENT = 0.3
 
 
+def _reclaim_edge_seats(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> None:
+    """A 'seat' on an equipment panel's right edge, within its rows' span, is one of its rows whose
+    label (washed out, coloured) or left neighbour looked like a marker bar. Done before the panel's
+    missing rows are probed (which would take the seat's last cell and leave it off the edge) and
+    again once the panels are complete."""
+    boffs = next((d for d in drafts if d[0] == "boffs"), None)
+    if boffs is None:
+        return
+    for host in [d for d in drafts if d[0] == "equipment" and len(d[1]) >= 2]:
+        right = float(_med([r.x1 for r in host[1]]))
+        top, bottom = min(r.y0 for r in host[1]), max(r.y0 + r.h for r in host[1])
+        w = float(_med([r.w for r in host[1]]))
+        mine = [i for i, sg in enumerate(boffs[1]) if abs(sg.x1 - right) <= ALIGN_TOL_W * w
+                and top - 0.5 * sg.h <= sg.y0 <= bottom]
+        if mine:
+            _merge_into_rows(host, [boffs[1][i] for i in mine])
+            boffs[1][:] = [sg for i, sg in enumerate(boffs[1]) if i not in mine]
+            boffs[2][:] = [e for i, e in enumerate(boffs[2]) if i not in mine]
+
+
 def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> list[tuple[str, list[_Seg], list[str | None]]]:
     """Panel-level consistency: one UI scale per screenshot, so a trait or tree grid whose cells are
     far from the equipment / boff cell height is not a panel; a one-row 'trait' grid of boff-shaped
@@ -1229,19 +1273,7 @@ def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> lis
         keep = [i for i, sg in enumerate(boffs[1]) if SEAT_H_RANGE[0] * eq_ref <= sg.h <= SEAT_H_RANGE[1] * eq_ref]
         boffs[1][:] = [boffs[1][i] for i in keep]
         boffs[2][:] = [boffs[2][i] for i in keep]
-        # a 'seat' on an equipment panel's right edge, within its rows' span, is one of its rows
-        # whose label (washed out, coloured) looked like a marker bar
-        hosts = [d for d in drafts if d[0] == "equipment" and len(d[1]) >= 2]
-        for host in hosts:
-            right = float(_med([r.x1 for r in host[1]]))
-            top, bottom = min(r.y0 for r in host[1]), max(r.y0 + r.h for r in host[1])
-            w = float(_med([r.w for r in host[1]]))
-            mine = [i for i, sg in enumerate(boffs[1]) if abs(sg.x1 - right) <= ALIGN_TOL_W * w
-                    and top - 0.5 * sg.h <= sg.y0 <= bottom]
-            if mine:
-                _merge_into_rows(host, [boffs[1][i] for i in mine])
-                boffs[1][:] = [sg for i, sg in enumerate(boffs[1]) if i not in mine]
-                boffs[2][:] = [e for i, e in enumerate(boffs[2]) if i not in mine]
+        _reclaim_edge_seats(drafts)
     out = []
     for kind, stack, extra in drafts:
         if not stack:
@@ -1380,6 +1412,12 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
                     a, b = have[max(have)][0], (box[0] + box[2] + 1, box[1], 0, box[3])
                 return not _border_between(hsv, a, b)
 
+            if kind == "equipment":
+                # cells merged into one blob left of the row's first found cell (glowing frames that
+                # touch): positions the row's pitch puts there, solidly lit, no panel edge between
+                while hi - lo < MAX_ROW_CELLS - 1 and _probe(mask, dark, at(seg, lo - 1), EQUIPMENT_LEFT_FILL) \
+                        and outside_ok(lo - 1):
+                    lo -= 1
             if kind == "traits":
                 while hi - lo < TRAIT_ROW_CELLS - 1 and outside_ok(lo - 1):
                     lo -= 1
@@ -1690,6 +1728,7 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
     hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
     segs = build_segments(boxes, hsv)
     drafts = group_panels(segs, hsv, mask)
+    _reclaim_edge_seats(drafts)
     _adopt_rows(drafts, segs, mask, dark)
     drafts = [d for d in drafts if d[1]]
     drafts = _trait_sections(_prune_panels(_merge_trait_grids(_complete_rows(drafts, mask, dark, hsv))))
@@ -1738,12 +1777,69 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
             panel.environment = "space"
             panel.rows = [Row(None, 0.0, []) for _ in rows]
         panels.append(panel)
+    panels, drafts = _join_seat_columns(panels, drafts, hsv, mask, rgb, f, ocr)
     panels = _gate_by_text(panels, drafts, mask, rgb, f, ocr, texts)
     _one_trait_environment(panels)
     timings["names_ms"] = (time.perf_counter() - t2) * 1e3
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     scale = float(np.median(pitches)) / rgb.shape[0] if pitches else 0.0
     return Layout(panels, ship_text, scale, timings, texts)
+
+
+def _beside_on_lines(a: list[_Seg], b: list[_Seg], hsv: np.ndarray) -> bool:
+    """Whether grid ``b`` stands beside grid ``a`` inside one panel: each of b's rows on one of a's
+    lines, at a's cell height, a short gap away, and no panel edge between them."""
+    for t in b:
+        mate = [s for s in a if abs(s.yc - t.yc) < ROW_Y_TOL * s.h and abs(s.h - t.h) <= CHAIN_H_TOL * s.h]
+        if not mate:
+            return False
+        s = min(mate, key=lambda s: min(abs(t.x0 - s.x1), abs(s.x0 - t.x1)))
+        left, right = (s, t) if s.x1 <= t.x0 else (t, s)
+        gap = right.x0 - left.x1
+        if gap < 0 or gap > SEAT_COLUMN_MAX_GAP_W * s.w or \
+                _border_between(hsv, left.boxes[-1], right.boxes[0]):
+            return False
+    return True
+
+
+def _join_seat_columns(panels: list[Panel], drafts: list, hsv: np.ndarray, mask: np.ndarray, rgb: np.ndarray,
+                       f: float, ocr: Any) -> tuple[list[Panel], list]:
+    """A boff panel shows its seats in two columns. When only one column's seats were recognised
+    (its header above it, or its markers), an unnamed grid on the same lines beside it, in the same
+    panel, is the other column: its rows become seats too (named by their titles, or later by their
+    abilities' icons)."""
+    gone: set[int] = set()
+    for i, (p, (kind, stack, extra)) in enumerate(zip(panels, drafts)):
+        if p.kind != "boffs" or i in gone:
+            continue
+        for j, (q, (_k2, other, _e2)) in enumerate(zip(panels, drafts)):
+            # (a column of two or more seats: a lone strip beside a seat is as likely a stray row)
+            if j == i or j in gone or q.kind != "traits" or len(q.rows) < 2 or any(r.slot for r in q.rows):
+                continue
+            if not _beside_on_lines(stack, other, hsv):
+                continue
+            for seg, row in zip(other, q.rows):
+                # a trait row's five cells were completed from the pitch; a seat has no such rule
+                while row.cells and row.cells[0].inferred:
+                    row.cells.pop(0)
+                    seg.boxes.pop(0), seg.inferred.pop(0)
+                while row.cells and row.cells[-1].inferred:
+                    row.cells.pop()
+                    seg.boxes.pop(), seg.inferred.pop()
+                for k, c in enumerate(row.cells):
+                    c.index = k
+                title = _seat_title(ocr, rgb, mask, seg, f) if ocr is not None else ""
+                prof = seat_profession(title)
+                row.slot = f"Boff {prof}" if prof else None
+                row.name_confidence = 0.95 if prof else 0.0
+                row.label_text = title
+            p.rows += q.rows
+            stack += other
+            if isinstance(extra, list):
+                extra += [None] * len(other)
+            gone.add(j)
+    keep = [k for k in range(len(panels)) if k not in gone]
+    return [panels[k] for k in keep], [drafts[k] for k in keep]
 
 
 def _one_trait_environment(panels: list[Panel]) -> None:
