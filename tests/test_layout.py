@@ -619,3 +619,30 @@ def test_merged_cells_left_of_a_row_and_a_seat_on_its_edge(catalog, ocr_engine) 
     truth_dev = [s["bbox"] for s in truth["slots"] if s["slot"] == "Devices"]
     assert len(devices) == len(truth_dev) == 4
     assert all(any(_iou(b, t) >= 0.5 for b in devices) for t in truth_dev)
+
+
+@pytest.mark.parametrize("main,stripe,prof", [
+    ((0, 192, 106), (16, 158, 168), "Tactical"),      # red seat with a Command stripe: hues 178..2 and 16
+    ((178, 192, 106), None, "Tactical"),               # red on the other side of the hue wrap
+    ((0, 66, 140), None, "Tactical"),                  # a red marker paled by HDR washout
+    ((23, 155, 187), (126, 159, 180), "Engineering"),  # with an Intelligence stripe
+    ((26, 70, 213), None, "Universal"),
+    ((108, 180, 150), (92, 110, 252), "Science"),     # with a Pilot stripe
+])
+def test_seat_marker_colour_is_its_main_zone(main, stripe, prof) -> None:
+    """A seat's profession is the marker's main zone; a specialist's stripe down its right edge, red's
+    hue wrapping around 0 and a washed-out (pale) marker do not change it (sto-domain.md colours)."""
+    import cv2
+
+    from warpd.layout import _has_marker, _Seg
+
+    hsv = np.zeros((120, 200, 3), np.uint8)
+    hsv[:, :] = (110, 60, 30)  # dark blue panel
+    hsv[30:86, 60:71] = main
+    if main[0] == 0:  # a rendered red spans both ends of the hue circle
+        hsv[30:86:2, 60:71, 0] = 178
+    if stripe:
+        hsv[30:86, 71:74] = stripe
+    seg = _Seg([(80, 30, 42, 56), (126, 30, 42, 56)], [False, False])
+    ok, got = _has_marker(cv2.cvtColor(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), cv2.COLOR_RGB2HSV), seg)
+    assert ok and got == prof

@@ -139,6 +139,13 @@ SPEC_MAX_GAP_W = 0.8  # wider: a row of slots with a cell missing
 SPEC_MAX_ROW_CELLS = 6
 MARKER_MIN_VAL = 70
 MARKER_MIN_FRACTION = 0.45
+# the left share of a marker's columns that shows the seat's profession (a specialist's stripe runs
+# down its right edge; sto-domain.md)
+MARKER_MAIN_ZONE = 0.6
+# how far (saturation units) counts as one hue step of 10 when a marker's colour is matched: HDR
+# washout and light themes pale every marker (a red one reads at saturation ~65, not ~190), while
+# its hue holds; only Engineering and Universal share a hue, and they stay ~2 steps apart
+MARKER_SAT_SCALE = 60.0
 # Label OCR: the line height passed to the OCR's upscaling, as a fraction of the row height; the real
 # label line is ~0.25 of it, so 0.75 means "upscale only text smaller than a third of the OCR target".
 LABEL_OCR_LINE_FACTOR = 0.75
@@ -993,14 +1000,29 @@ def _has_marker(hsv: np.ndarray, seg: _Seg) -> tuple[bool, str | None]:
     px = strip[:, cols][good[:, cols]]
     if px.shape[0] < MARKER_MIN_FRACTION * strip.shape[0] * cols.size:
         return False, None
-    hh, ss, vv = (float(np.median(px[:, i])) for i in range(3))
+    # the seat's type is the marker's main zone; a specialist's stripe (another colour) runs down its
+    # right edge. Hue median taken around the commonest hue (red's hue wraps around 0: a plain
+    # median of 2s and 178s lands between them), saturation and value plain medians
+    main = cols[:max(1, int(np.ceil(MARKER_MAIN_ZONE * cols.size)))]
+    px = strip[:, main][good[:, main]].astype(np.float64)
+    peak = float(np.bincount((px[:, 0] // 10).astype(int) % 18, minlength=18).argmax() * 10 + 5)
+    hh = (float(np.median((px[:, 0] - peak + 90.0) % 180.0)) + peak - 90.0) % 180.0
+    ss, vv = float(np.median(px[:, 1])), float(np.median(px[:, 2]))
     best, bd = None, 1e9
     for prof, (ph, ps, pv) in MARKER_PROFESSIONS.items():
         dh = min(abs(hh - ph), 180 - abs(hh - ph))
-        d = (dh / 10.0) ** 2 + ((ss - ps) / 40.0) ** 2 + ((vv - pv) / 80.0) ** 2
+        d = (dh / 10.0) ** 2 + ((ss - ps) / MARKER_SAT_SCALE) ** 2 + ((vv - pv) / 80.0) ** 2
         if d < bd:
             best, bd = prof, d
     return True, best
+
+
+def _seat_marker(hsv: np.ndarray, seg: _Seg) -> tuple[bool, str | None]:
+    """A seat's marker bar and profession; boff ability icons are taller than other slots (h ~ 1.33
+    w), so only such segments can be seats (a square trait icon's dim neighbour is no marker)."""
+    if not BOFF_MIN_HW <= seg.h / max(1.0, seg.w) <= BOFF_MAX_HW:
+        return False, None
+    return _has_marker(hsv, seg)
 
 
 def _label_left(mask: np.ndarray, seg: _Seg, left: float, hsv: np.ndarray | None = None) -> bool:
@@ -1045,9 +1067,7 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
                  mask: np.ndarray | None = None) -> list[tuple[str, list[_Seg], list[str | None]]]:
     """Group segments into panels and decide each panel's kind from alignment and markers."""
     remaining = sorted(segs, key=lambda s: (s.y0, s.x0))
-    # boff ability icons are taller than other slots (h ~ 1.33 w): only such segments can be seats
-    marker = {id(s): _has_marker(hsv, s) if BOFF_MIN_HW <= s.h / max(1.0, s.w) <= BOFF_MAX_HW else (False, None)
-              for s in remaining}
+    marker = {id(s): _seat_marker(hsv, s) for s in remaining}
     for s in remaining:  # a cell just left of the segment means it is part of a longer grid, not a seat
         if any(t is not s and abs(t.yc - s.yc) < ROW_Y_TOL * s.h and 0 <= s.x0 - t.x1 < 0.8 * s.w for t in remaining):
             marker[id(s)] = (False, None)
