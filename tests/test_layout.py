@@ -646,3 +646,22 @@ def test_seat_marker_colour_is_its_main_zone(main, stripe, prof) -> None:
     seg = _Seg([(80, 30, 42, 56), (126, 30, 42, 56)], [False, False])
     ok, got = _has_marker(cv2.cvtColor(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), cv2.COLOR_RGB2HSV), seg)
     assert ok and got == prof
+
+
+def test_washed_out_engineering_seat_is_told_from_universal_by_the_other_markers() -> None:
+    """Engineering (saturated gold) and Universal (pale gold) share a hue. Under HDR washout every
+    marker pales, so an Engineering marker alone reads as Universal; a red (Tactical) marker on the
+    same screen shows how much saturation was lost, and undoing that tells the two apart again,
+    while a Universal marker stays Universal."""
+    from warpd.layout import marker_profession, washout_gain
+
+    washed_eng, washed_tac, washed_univ = (20.0, 47.0, 218.0), (1.0, 66.0, 140.0), (26.0, 24.0, 230.0)
+    assert marker_profession(washed_eng) == "Universal"  # alone, nothing tells
+    gain = washout_gain([washed_eng, washed_tac])
+    assert 2.5 < gain < 3.2
+    assert marker_profession(washed_eng, gain) == "Engineering"
+    assert marker_profession(washed_tac, gain) == "Tactical"
+    assert marker_profession(washed_univ, washout_gain([washed_univ, washed_tac])) == "Universal"
+    # an unwashed screen is left as measured
+    assert washout_gain([(0.0, 192.0, 106.0), (108.0, 185.0, 150.0)]) == 1.0
+    assert marker_profession((23.0, 155.0, 187.0), 1.0) == "Engineering"

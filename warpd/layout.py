@@ -146,6 +146,10 @@ MARKER_MAIN_ZONE = 0.6
 # washout and light themes pale every marker (a red one reads at saturation ~65, not ~190), while
 # its hue holds; only Engineering and Universal share a hue, and they stay ~2 steps apart
 MARKER_SAT_SCALE = 60.0
+# a red or blue marker within this hue distance of Tactical's / Science's tells the screen's washout
+MARKER_HUE_MATCH = 15.0
+# saturation is restored by at most this factor (a red marker washed to a third of its saturation)
+MARKER_MAX_GAIN = 3.5
 # Label OCR: the line height passed to the OCR's upscaling, as a fraction of the row height; the real
 # label line is ~0.25 of it, so 0.75 means "upscale only text smaller than a third of the OCR target".
 LABEL_OCR_LINE_FACTOR = 0.75
@@ -981,8 +985,13 @@ class _PanelDraft:
     segs: list[_Seg]
 
 
-def _has_marker(hsv: np.ndarray, seg: _Seg) -> tuple[bool, str | None]:
-    """Whether a profession-coloured bar sits just left of the segment, and which profession it shows."""
+def marker_colour(hsv: np.ndarray, seg: _Seg) -> tuple[float, float, float] | None:
+    """The (H, S, V) of a profession-coloured bar just left of the segment, or None when there is none.
+
+    The seat's type is the marker's main zone; a specialist's stripe (another colour) runs down its
+    right edge. Hue median taken around the commonest hue (red's hue wraps around 0: a plain median of
+    2s and 178s lands between them), saturation and value plain medians.
+    """
     x0 = seg.x0
     h = int(seg.h)
     y0 = int(seg.y0)
@@ -990,39 +999,63 @@ def _has_marker(hsv: np.ndarray, seg: _Seg) -> tuple[bool, str | None]:
     xs = max(0, x0 - int(0.55 * w))
     strip = hsv[y0 + h // 6:y0 + h - h // 6, xs:max(xs + 1, x0 - 1)]
     if strip.size == 0:
-        return False, None
+        return None
     sat, val = strip[:, :, 1], strip[:, :, 2]
     good = (val > MARKER_MIN_VAL) & ((sat > MARKER_MIN_SAT) | (val > 150))
     colfrac = good.mean(axis=0)
     cols = np.flatnonzero(colfrac > 0.8)
     if cols.size < 2 or cols.size > 0.4 * w:
-        return False, None  # a seat marker is a narrow bar with background on its left
-    px = strip[:, cols][good[:, cols]]
-    if px.shape[0] < MARKER_MIN_FRACTION * strip.shape[0] * cols.size:
-        return False, None
-    # the seat's type is the marker's main zone; a specialist's stripe (another colour) runs down its
-    # right edge. Hue median taken around the commonest hue (red's hue wraps around 0: a plain
-    # median of 2s and 178s lands between them), saturation and value plain medians
+        return None  # a seat marker is a narrow bar with background on its left
+    if int(good[:, cols].sum()) < MARKER_MIN_FRACTION * strip.shape[0] * cols.size:
+        return None
     main = cols[:max(1, int(np.ceil(MARKER_MAIN_ZONE * cols.size)))]
     px = strip[:, main][good[:, main]].astype(np.float64)
     peak = float(np.bincount((px[:, 0] // 10).astype(int) % 18, minlength=18).argmax() * 10 + 5)
     hh = (float(np.median((px[:, 0] - peak + 90.0) % 180.0)) + peak - 90.0) % 180.0
-    ss, vv = float(np.median(px[:, 1])), float(np.median(px[:, 2]))
-    best, bd = None, 1e9
+    return hh, float(np.median(px[:, 1])), float(np.median(px[:, 2]))
+
+
+def _hue_dist(a: float, b: float) -> float:
+    return min(abs(a - b), 180.0 - abs(a - b))
+
+
+def marker_profession(colour: tuple[float, float, float], sat_gain: float = 1.0) -> str:
+    """The profession whose measured marker colour is nearest; ``sat_gain`` undoes a screen-wide
+    loss of saturation (see :func:`washout_gain`)."""
+    hh, ss, vv = colour[0], colour[1] * sat_gain, colour[2]
+    best, bd = "Universal", 1e9
     for prof, (ph, ps, pv) in MARKER_PROFESSIONS.items():
-        dh = min(abs(hh - ph), 180 - abs(hh - ph))
-        d = (dh / 10.0) ** 2 + ((ss - ps) / MARKER_SAT_SCALE) ** 2 + ((vv - pv) / 80.0) ** 2
+        d = (_hue_dist(hh, ph) / 10.0) ** 2 + ((ss - ps) / MARKER_SAT_SCALE) ** 2 + ((vv - pv) / 80.0) ** 2
         if d < bd:
             best, bd = prof, d
-    return True, best
+    return best
 
 
-def _seat_marker(hsv: np.ndarray, seg: _Seg) -> tuple[bool, str | None]:
-    """A seat's marker bar and profession; boff ability icons are taller than other slots (h ~ 1.33
+def washout_gain(colours: Iterable[tuple[float, float, float]]) -> float:
+    """How much saturation the screen lost (HDR washout, a light theme), from its red and blue
+    markers: their hues identify them whatever the washout, and their saturation should be the
+    measured one. Engineering (saturated gold) and Universal (pale gold) share a hue and differ in
+    saturation only, so a washed-out Engineering marker reads as Universal unless this is undone."""
+    ratios = []
+    for hh, ss, _vv in colours:
+        prof = min(("Tactical", "Science"), key=lambda p: _hue_dist(hh, MARKER_PROFESSIONS[p][0]))
+        if _hue_dist(hh, MARKER_PROFESSIONS[prof][0]) <= MARKER_HUE_MATCH:
+            ratios.append(MARKER_PROFESSIONS[prof][1] / max(1.0, ss))
+    return float(np.clip(np.median(ratios), 1.0, MARKER_MAX_GAIN)) if ratios else 1.0
+
+
+def _has_marker(hsv: np.ndarray, seg: _Seg) -> tuple[bool, str | None]:
+    """Whether a profession-coloured bar sits just left of the segment, and which profession it shows."""
+    colour = marker_colour(hsv, seg)
+    return (False, None) if colour is None else (True, marker_profession(colour))
+
+
+def _seat_marker(hsv: np.ndarray, seg: _Seg) -> tuple[float, float, float] | None:
+    """A seat's marker colour (None: no marker); boff ability icons are taller than other slots (h ~ 1.33
     w), so only such segments can be seats (a square trait icon's dim neighbour is no marker)."""
     if not BOFF_MIN_HW <= seg.h / max(1.0, seg.w) <= BOFF_MAX_HW:
-        return False, None
-    return _has_marker(hsv, seg)
+        return None
+    return marker_colour(hsv, seg)
 
 
 def _label_left(mask: np.ndarray, seg: _Seg, left: float, hsv: np.ndarray | None = None) -> bool:
@@ -1067,7 +1100,9 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
                  mask: np.ndarray | None = None) -> list[tuple[str, list[_Seg], list[str | None]]]:
     """Group segments into panels and decide each panel's kind from alignment and markers."""
     remaining = sorted(segs, key=lambda s: (s.y0, s.x0))
-    marker = {id(s): _seat_marker(hsv, s) for s in remaining}
+    colours = {id(s): _seat_marker(hsv, s) for s in remaining}
+    gain = washout_gain([c for c in colours.values() if c is not None])
+    marker = {k: (False, None) if c is None else (True, marker_profession(c, gain)) for k, c in colours.items()}
     for s in remaining:  # a cell just left of the segment means it is part of a longer grid, not a seat
         if any(t is not s and abs(t.yc - s.yc) < ROW_Y_TOL * s.h and 0 <= s.x0 - t.x1 < 0.8 * s.w for t in remaining):
             marker[id(s)] = (False, None)
