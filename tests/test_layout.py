@@ -665,3 +665,23 @@ def test_washed_out_engineering_seat_is_told_from_universal_by_the_other_markers
     # an unwashed screen is left as measured
     assert washout_gain([(0.0, 192.0, 106.0), (108.0, 185.0, 150.0)]) == 1.0
     assert marker_profession((23.0, 155.0, 187.0), 1.0) == "Engineering"
+
+
+@pytest.mark.slow
+def test_a_tooltip_over_the_middle_rows_of_a_ground_panel(catalog, ocr_engine) -> None:
+    """A 1440p ground screen whose tooltip hides Kit and Body Armor and touches EV Suit: the three
+    labelled rows below still make an equipment panel, and the Kit Modules row four row steps above
+    (reaching further left than any row below it) is adopted as its first row."""
+    import random
+
+    from warpd.screen_type import classify
+    from warpd.synth.screens import random_options, render_screen
+
+    img, truth = render_screen("GROUND_EQ", 2106, catalog, random_options(random.Random(2106)))
+    rgb = np.asarray(img)
+    layout = find_layout(rgb, ocr_engine)
+    assert classify(rgb, layout)[0].value == "GROUND_EQ"
+    named = [(r.slot, c.bbox) for p in layout.panels for r in p.rows for c in r.cells]
+    for slot in ("Kit Modules", "Personal Shield", "Weapons", "Ground Devices"):
+        cells = [s["bbox"] for s in truth["slots"] if s["slot"] == slot and not s.get("occluded")]
+        assert cells and all(any(n == slot and _iou(b, t) >= 0.5 for n, b in named) for t in cells), slot

@@ -107,6 +107,9 @@ HIDDEN_CELL_TOL = 0.08
 # and at least this share of a stack's rows must show one (trait grids have bare panel there).
 LABEL_SEARCH_W = 10.0  # short left-aligned labels of a wide panel (long German labels) stand far off
 LABEL_MIN_SHARE = 0.6
+# an equipment panel needs four stacked rows (LABEL_MIN_SHARE of them labelled), or this many with
+# every one labelled: a tooltip can hide the rest
+EQUIPMENT_MIN_ROWS_LABELLED = 3
 # a column lit over this share of the row's height is a frame line (even a broken one), not a label:
 # two label lines with a gap cover at most about half of it
 LABEL_FRAME_COV = 0.6
@@ -1141,10 +1144,11 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
         counts = [len(t.boxes) for t in stack]
         sgaps = [(t.x1 - t.x0 - len(t.boxes) * t.w) / max(1, len(t.boxes) - 1) for t in stack if len(t.boxes) > 1]
         tree_like = bool(sgaps) and float(np.median(sgaps)) > SPEC_MIN_GAP_W * s.w  # spec nodes stand apart
-        labelled = mask is None or sum(_label_left(mask, t, min(lefts), hsv)
-                                       for t in stack) >= LABEL_MIN_SHARE * len(stack)
-        if len(stack) >= 4 and (max(lefts) - min(lefts)) > 0.5 * s.w and len(set(counts)) >= 2 and not tree_like \
-                and labelled:
+        n_labels = len(stack) if mask is None else sum(_label_left(mask, t, min(lefts), hsv) for t in stack)
+        # four rows, most labelled; or (a tooltip hiding the rest) three, every one labelled
+        enough = (len(stack) >= 4 and n_labels >= LABEL_MIN_SHARE * len(stack)) or \
+            (len(stack) >= EQUIPMENT_MIN_ROWS_LABELLED and n_labels == len(stack))
+        if enough and (max(lefts) - min(lefts)) > 0.5 * s.w and len(set(counts)) >= 2 and not tree_like:
             for t in stack:
                 used.add(id(t))
             panels.append(("equipment", stack, [None] * len(stack)))
@@ -1172,7 +1176,7 @@ PROBE_MIN_FILL = 0.35
 # an equipment row grows leftwards only into positions this solidly lit (its labels stand there)
 EQUIPMENT_LEFT_FILL = 0.6
 # a lone row this many row steps above / below an equipment panel may still be one of its rows
-ADOPT_MAX_STEPS = 3
+ADOPT_MAX_STEPS = 4
 TRAIT_ROW_CELLS = 5
 SEAT_MAX_CELLS = 4
 # named seats (marker colour or title) that keep a boff panel whose header could not be read
@@ -1252,14 +1256,17 @@ def _adopt_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], segs: li
         # labels, and labelled themselves
         if mask is not None:
             def on_grid(t: _Seg) -> bool:
-                if abs(t.h - h) > ROW_H_TOL * h or t.x0 < left - 0.5 * w or t.x1 > right + 0.5 * w:
+                # (a row may reach further left than the panel's rows found so far: kit modules, six)
+                pitch = _row_pitch([t])
+                if abs(t.h - h) > ROW_H_TOL * h or t.x0 < min(left, right - MAX_ROW_CELLS * pitch) - 0.5 * w \
+                        or t.x1 > right + 0.5 * w:
                     return False
-                if not right - ALIGN_TOL_W * w - ADOPT_MAX_STEPS * _row_pitch([t]) <= t.x1:
+                if not right - ALIGN_TOL_W * w - ADOPT_MAX_STEPS * pitch <= t.x1:
                     return False
                 k = (t.y0 - ys[0]) / step if t.y0 < ys[0] else (t.y0 - ys[-1]) / step
                 if not 0.8 <= abs(k) <= ADOPT_MAX_STEPS + 0.2 or abs(abs(k) - round(abs(k))) > 0.2:
                     return False
-                return _label_left(mask, t, left)
+                return _label_left(mask, t, min(left, t.x0))
 
             for okind, ostack, oextra in drafts:
                 if okind not in ("traits", "specs") or not ostack or len(ostack) > ADOPT_MAX_STEPS:
