@@ -685,3 +685,53 @@ def test_a_tooltip_over_the_middle_rows_of_a_ground_panel(catalog, ocr_engine) -
     for slot in ("Kit Modules", "Personal Shield", "Weapons", "Ground Devices"):
         cells = [s["bbox"] for s in truth["slots"] if s["slot"] == slot and not s.get("occluded")]
         assert cells and all(any(n == slot and _iou(b, t) >= 0.5 for n, b in named) for t in cells), slot
+
+
+def test_a_trait_row_with_a_row_below_is_five_cells() -> None:
+    """A trait row with another row of its section just below is a full row of five: its last
+    position holds a slot even where the probe sees nothing (an empty frame on a dark panel). The
+    section's last row is only grown where the probe sees a slot."""
+    from warpd.layout import _complete_rows
+
+    mask = np.zeros((400, 600), np.uint8)
+    dark = np.zeros_like(mask)
+    top, last = _seg(100, 100, 4), _seg(100, 160, 4)
+    out = _complete_rows([("traits", [top, last], [None, None])], mask, dark)
+    rows = out[0][1]
+    assert [len(r.boxes) for r in rows] == [5, 4]
+    assert rows[0].inferred == [False] * 4 + [True] and rows[0].boxes[4][0] == 100 + 4 * 44
+
+
+def test_a_label_is_found_past_specks_of_glow() -> None:
+    """A glowing row spills specks of light just left of its first cell; the row's label, further
+    left, is still its label (the specks are passed over, not taken for the nearest text)."""
+    from warpd.layout import _label_left
+
+    mask = np.zeros((300, 900), np.uint8)
+    row = _seg(600, 100, 3, w=40, h=50, pitch=42)
+    mask[110:118, 470:520] = 1  # "Kit"
+    mask[128:136, 460:530] = 1  # "Modules"
+    mask[120:122, 590:592] = 1  # specks of glow beside the first cell
+    mask[140:141, 560:561] = 1
+    assert _label_left(mask, row, 600)
+
+
+@pytest.mark.slow
+def test_glowing_first_row_and_a_sliver_between_rows(catalog, ocr_engine) -> None:
+    """A 1600x900 ground screen: the Kit Modules row's glowing frames make its cells a third taller
+    and spill specks beside it, and a sliver of glow stands between Weapons and Ground Devices. The
+    sliver is no row (it shifted every row's name: the panel came out as space equipment) and the
+    Kit Modules row is adopted as the panel's first."""
+    import random
+
+    from warpd.screen_type import classify
+    from warpd.synth.screens import random_options, render_screen
+
+    img, truth = render_screen("GROUND_EQ", 2082, catalog, random_options(random.Random(2082)))
+    rgb = np.asarray(img)
+    layout = find_layout(rgb, ocr_engine)
+    assert classify(rgb, layout)[0].value == "GROUND_EQ"
+    named = [(r.slot, c.bbox) for p in layout.panels for r in p.rows for c in r.cells]
+    cells = [s for s in truth["slots"] if not s.get("occluded")]
+    ok = sum(any(n == s["slot"] and _iou(b, s["bbox"]) >= 0.5 for n, b in named) for s in cells)
+    assert ok >= len(cells) - 1, (ok, len(cells))

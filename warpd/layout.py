@@ -1077,13 +1077,18 @@ def _label_left(mask: np.ndarray, seg: _Seg, left: float, hsv: np.ndarray | None
     cols = np.flatnonzero((cov > 0) & (cov < LABEL_FRAME_COV))
     if cols.size == 0:
         return False
-    right, lo = cols[-1], cols[-1]
+    # the nearest cluster of ink at least a label's width (specks of a glowing row's spill, nearer,
+    # are passed over)
+    clusters: list[tuple[int, int]] = []
     for c in cols[::-1]:
-        if lo - c > 0.9 * w:
-            break
-        lo = c
-    if right - lo < 0.3 * h:
+        if clusters and clusters[-1][0] - c <= 0.9 * w:
+            clusters[-1] = (int(c), clusters[-1][1])
+        else:
+            clusters.append((int(c), int(c)))
+    wide = [(lo, right) for lo, right in clusters if right - lo >= 0.3 * h]
+    if not wide:
         return False
+    lo, right = wide[0]
     if hsv is not None and _border_between(hsv, (x0 + int(lo), y0, int(right - lo + 1), y1 - y0), seg.boxes[0]):
         return False
     part = sub[:, lo:right + 1].copy()
@@ -1177,6 +1182,9 @@ PROBE_MIN_FILL = 0.35
 EQUIPMENT_LEFT_FILL = 0.6
 # a lone row this many row steps above / below an equipment panel may still be one of its rows
 ADOPT_MAX_STEPS = 4
+# such a row's cells may be found this much taller or shorter than the panel's (a glowing frame's
+# glow above it reaches about a third of a cell)
+ADOPT_H_TOL = 0.35
 TRAIT_ROW_CELLS = 5
 SEAT_MAX_CELLS = 4
 # named seats (marker colour or title) that keep a boff panel whose header could not be read
@@ -1235,6 +1243,7 @@ def _adopt_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], segs: li
         right = float(_med([s.x1 for s in stack]))
         left = min(s.x0 for s in stack)
         ys = sorted(s.y0 for s in stack)
+        cs = sorted(s.yc for s in stack)
         diffs = np.diff(ys)
         step = float(np.median(diffs[diffs < 1.6 * diffs.min() + 1]))
         added: list[_Seg] = []
@@ -1243,7 +1252,8 @@ def _adopt_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], segs: li
                 continue
             # a row found a little short (a dark icon) still counts when it ends on the right edge
             tol = GRID_PIECE_H_TOL if abs(t.x1 - right) <= ALIGN_TOL_W * w else ROW_H_TOL
-            if abs(t.h - h) > tol * h:
+            # (and as wide as the panel's cells: a sliver of glow between two rows is no row)
+            if abs(t.h - h) > tol * h or abs(t.w - w) > GRID_PIECE_H_TOL * w:
                 continue
             if not ys[0] - 1.2 * step <= t.y0 <= ys[-1] + 1.2 * step:
                 continue
@@ -1258,12 +1268,14 @@ def _adopt_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], segs: li
             def on_grid(t: _Seg) -> bool:
                 # (a row may reach further left than the panel's rows found so far: kit modules, six)
                 pitch = _row_pitch([t])
-                if abs(t.h - h) > ROW_H_TOL * h or t.x0 < min(left, right - MAX_ROW_CELLS * pitch) - 0.5 * w \
+                # (a row of glowing frames is found taller, its glow above it: heights within
+                # ADOPT_H_TOL, and the row steps counted between centres)
+                if abs(t.h - h) > ADOPT_H_TOL * h or t.x0 < min(left, right - MAX_ROW_CELLS * pitch) - 0.5 * w \
                         or t.x1 > right + 0.5 * w:
                     return False
                 if not right - ALIGN_TOL_W * w - ADOPT_MAX_STEPS * pitch <= t.x1:
                     return False
-                k = (t.y0 - ys[0]) / step if t.y0 < ys[0] else (t.y0 - ys[-1]) / step
+                k = (t.yc - cs[0]) / step if t.yc < cs[0] else (t.yc - cs[-1]) / step
                 if not 0.8 <= abs(k) <= ADOPT_MAX_STEPS + 0.2 or abs(abs(k) - round(abs(k))) > 0.2:
                     return False
                 return _label_left(mask, t, min(left, t.x0))
@@ -1460,9 +1472,9 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
             lo, hi = min(have), max(have)
             if kind == "equipment":  # rows are right-justified: a row short of the panel's right edge
                 hi = max(hi, hi + int(round((right - seg.x1) / pitch)))
-            def outside_ok(k: int) -> bool:
+            def outside_ok(k: int, probe: bool = True) -> bool:
                 """A position beyond the row's cells holds a slot of this panel (no panel edge between)."""
-                if not _probe(mask, dark, at(seg, k)):
+                if probe and not _probe(mask, dark, at(seg, k)):
                     return False
                 if hsv is None or min(have) <= k <= max(have):
                     return True
@@ -1480,6 +1492,11 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
                 while hi - lo < MAX_ROW_CELLS - 1 and _probe(mask, dark, at(seg, lo - 1), EQUIPMENT_LEFT_FILL) \
                         and outside_ok(lo - 1):
                     lo -= 1
+            # a trait row with another row of its section just below is a full row of five: its
+            # positions are slots even where the probe sees little (an empty frame on a dark panel)
+            full = kind == "traits" and any(
+                t is not seg and 0.5 * seg.h < t.y0 - seg.y0 < SECTION_MIN_STEP_H * seg.h
+                and t.x0 < seg.x0 + TRAIT_ROW_CELLS * pitch and t.x1 > seg.x0 for t in stack)
             if kind == "traits":
                 while hi - lo < TRAIT_ROW_CELLS - 1 and outside_ok(lo - 1):
                     lo -= 1
@@ -1500,7 +1517,7 @@ def _complete_rows(drafts: list[tuple[str, list[_Seg], list[str | None]]], mask:
                     out.append(have[k])
                     continue
                 box = at(seg, k)
-                if outside_ok(k):
+                if outside_ok(k, probe=not full):
                     out.append((box, True))
                 elif k > max(have):
                     break
@@ -1864,6 +1881,20 @@ def _beside_on_lines(a: list[_Seg], b: list[_Seg], hsv: np.ndarray) -> bool:
     return True
 
 
+def _as_seat(seg: _Seg, row: Row, keep: int) -> None:
+    """A trait-grid row taken for a seat: the cells its completion inferred at either end (trait rows
+    are grown to five from the pitch, seats hold at most four) go while the row has more than
+    ``keep`` cells (0: every inferred end cell)."""
+    while len(row.cells) > max(keep, 1) and row.cells[0].inferred:
+        row.cells.pop(0)
+        seg.boxes.pop(0), seg.inferred.pop(0)
+    while len(row.cells) > max(keep, 1) and row.cells[-1].inferred:
+        row.cells.pop()
+        seg.boxes.pop(), seg.inferred.pop()
+    for k, c in enumerate(row.cells):
+        c.index = k
+
+
 def _join_seat_columns(panels: list[Panel], drafts: list, hsv: np.ndarray, mask: np.ndarray, rgb: np.ndarray,
                        f: float, ocr: Any) -> tuple[list[Panel], list]:
     """A boff panel shows its seats in two columns. When only one column's seats were recognised
@@ -1881,15 +1912,7 @@ def _join_seat_columns(panels: list[Panel], drafts: list, hsv: np.ndarray, mask:
             if not _beside_on_lines(stack, other, hsv):
                 continue
             for seg, row in zip(other, q.rows):
-                # a trait row's five cells were completed from the pitch; a seat has no such rule
-                while row.cells and row.cells[0].inferred:
-                    row.cells.pop(0)
-                    seg.boxes.pop(0), seg.inferred.pop(0)
-                while row.cells and row.cells[-1].inferred:
-                    row.cells.pop()
-                    seg.boxes.pop(), seg.inferred.pop()
-                for k, c in enumerate(row.cells):
-                    c.index = k
+                _as_seat(seg, row, 0)
                 title = _seat_title(ocr, rgb, mask, seg, f) if ocr is not None else ""
                 prof = seat_profession(title)
                 row.slot = f"Boff {prof}" if prof else None
@@ -2053,7 +2076,8 @@ def _name_trait_panel(panel: Panel, stack: list[_Seg], work: np.ndarray, mask: n
         # titles or, failing those, by their abilities' icons
         panel.kind = "boffs"
         panel.environment = {"Space Stations": "space", "Standard Away Team": "ground"}.get(name)
-        for row in panel.rows:
+        for seg, row in zip(stack, panel.rows):
+            _as_seat(seg, row, SEAT_MAX_CELLS)
             row.slot, row.name_confidence, row.label_text = None, 0.0, header
         return
     if name in BOFF_HEADERS:
@@ -2135,7 +2159,8 @@ def _seats_by_title(panel: Panel, stack: list[_Seg], mask: np.ndarray, rgb: np.n
     if not any(profs):
         return
     panel.kind, panel.environment = "boffs", None
-    for row, prof, title in zip(panel.rows, profs, titles):
+    for seg, row, prof, title in zip(stack, panel.rows, profs, titles):
+        _as_seat(seg, row, SEAT_MAX_CELLS)
         row.slot = f"Boff {prof}" if prof else None
         row.name_confidence = 0.95 if prof else 0.0
         row.label_text = title
