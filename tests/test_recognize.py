@@ -265,3 +265,40 @@ def test_pieces_of_a_split_row_get_one_index_sequence() -> None:
     _renumber_split_rows(entries)
     assert [e["index"] for e in left + right] == [0, 1, 3, 4]
     assert [e["index"] for e in seats] == [0, 1, 0, 1]  # two seats of one profession stay apart
+
+
+def test_a_short_box_is_recut_where_the_icon_fits(catalog: Catalog, tmp_path: Path) -> None:
+    """Trait cells of an example screen cut 15% short at the bottom (what a round icon's box found
+    without its frame looks like): matched again at nearby heights, each cell's box grows back
+    towards the true one, its best score rises and the truth is ranked first. Cells that match well
+    as they are (above refine_below) are left alone."""
+    from warpd.load import load_image
+    from warpd.preprocess import crop_to_icon
+    from warpd.recognize import CellJob
+    from warpd.models import ModelSet
+
+    eng = Engine(catalog, icons_dir=EXAMPLES / "icons", ocr=None, cache_dir=tmp_path)
+    image = EXAMPLES / "traits_000009.png"
+    rgb = load_image(image, 50_000_000).rgb
+    truth = json.loads(image.with_suffix(".json").read_text(encoding="utf-8"))
+    cells = [c for c in truth["slots"] if c["state"] == "item" and c.get("item") and not c.get("occluded")][:6]
+    jobs = []
+    for c in cells:
+        x, y, w, h = c["bbox"]
+        short = (x, y, w, int(round(0.85 * h)))
+        env = SLOT_GROUPS[c["slot"]].environment or "space"
+        jobs.append(CellJob(c["slot"], env, c["index"], short, crop_to_icon(rgb, short),
+                            eng._candidates(c["slot"], env, False)))
+    eng._identify(jobs, ModelSet())
+    before = [(j.bbox, j.ranked[0][1]) for j in jobs]
+    weak = [j for j in jobs if j.ranked[0][1] < eng.settings.refine_below]
+    changed = eng._refine_boxes(rgb, jobs)
+    assert weak, "the short boxes should match weakly"
+    assert changed and all(j in weak for j in changed)
+    eng._identify(changed, ModelSet())
+    for job, c, (box, score) in zip(jobs, cells, before):
+        if job in changed:
+            assert iou(list(job.bbox), c["bbox"]) > iou(list(box), c["bbox"])
+            assert job.ranked[0][1] > score and job.ranked[0][0] == c["item"]
+        else:
+            assert job.bbox == box

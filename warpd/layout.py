@@ -145,6 +145,9 @@ MARKER_MIN_FRACTION = 0.45
 # the left share of a marker's columns that shows the seat's profession (a specialist's stripe runs
 # down its right edge; sto-domain.md)
 MARKER_MAIN_ZONE = 0.6
+# a marker pixel differs from the panel background by this much hue or value (OpenCV units)
+MARKER_BG_HUE = 12.0
+MARKER_BG_VAL = 30.0
 # how far (saturation units) counts as one hue step of 10 when a marker's colour is matched: HDR
 # washout and light themes pale every marker (a red one reads at saturation ~65, not ~190), while
 # its hue holds; only Engineering and Universal share a hue, and they stay ~2 steps apart
@@ -1005,8 +1008,15 @@ def marker_colour(hsv: np.ndarray, seg: _Seg) -> tuple[float, float, float] | No
         return None
     sat, val = strip[:, :, 1], strip[:, :, 2]
     good = (val > MARKER_MIN_VAL) & ((sat > MARKER_MIN_SAT) | (val > 150))
-    colfrac = good.mean(axis=0)
-    cols = np.flatnonzero(colfrac > 0.8)
+    cols = np.flatnonzero(good.mean(axis=0) > 0.8)
+    if cols.size > 0.4 * w and cols[0] == 0:
+        # a washed-out panel is itself bright and coloured enough to pass: then the bar is what
+        # stands out of the panel background at the strip's far left
+        bg = np.median(strip[:, :2].reshape(-1, 3).astype(np.float32), axis=0)
+        dh = np.abs(strip[:, :, 0].astype(np.float32) - bg[0])
+        dh = np.minimum(dh, 180 - dh)
+        good &= (dh > MARKER_BG_HUE) | (np.abs(val.astype(np.float32) - bg[2]) > MARKER_BG_VAL)
+        cols = np.flatnonzero(good.mean(axis=0) > 0.8)
     if cols.size < 2 or cols.size > 0.4 * w:
         return None  # a seat marker is a narrow bar with background on its left
     if int(good[:, cols].sum()) < MARKER_MIN_FRACTION * strip.shape[0] * cols.size:

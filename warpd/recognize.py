@@ -59,11 +59,16 @@ class Settings:
     screen_auto_accept: float = 0.80
     relabel_min_probability: float = 0.5
     relabel_min_share: float = 0.6
+    refine_below: float = 0.9
+    refine_scales: tuple[float, ...] = (0.9, 1.1, 1.2)
+    refine_min_gain: float = 0.03
 
     @classmethod
     def from_config(cls, cfg: Any) -> "Settings":
         section = cfg.recognition
-        return cls(**{f.name: getattr(section, f.name, f.default) for f in fields(cls)})
+        values = {f.name: getattr(section, f.name, f.default) for f in fields(cls)}
+        values["refine_scales"] = tuple(float(v) for v in values["refine_scales"])
+        return cls(**values)
 
     def decide(self, confidence: float) -> str:
         """The configured bands: auto at or above ``auto_accept``, reject below ``reject``, else ask."""
@@ -313,10 +318,13 @@ class Engine:
         if jobs:
             self._identify(jobs, models)
             redo = [job for work in rows for job in self._relabel_row(work)]
+            redo_ids = {id(j) for j in redo}
+            redo += [j for j in self._refine_boxes(rgb, jobs) if id(j) not in redo_ids]
             if redo:
                 self._identify(redo, models)
             for work in rows:
                 for entry, job in work.jobs:
+                    entry["bbox"] = list(job.bbox)
                     self._fill_entry(entry, job)
         entries = []
         for work in rows:
@@ -326,6 +334,42 @@ class Engine:
                     entries.append(entry)
         _renumber_split_rows(entries)
         return entries
+
+    def _refine_boxes(self, rgb: np.ndarray, jobs: list[CellJob]) -> list[CellJob]:
+        """Re-cut the cells whose best template match is weak at nearby box sizes; returns the jobs
+        whose box changed, their votes reset, to identify again.
+
+        Why: the layout finds a cell's box from its pixels, and a round trait icon, a dark icon or
+        a glow make it a few pixels short or tall. The matcher compares whole icons, so a box 10%
+        short can rank the right icon out of the top five while the right box scores it 0.97. Only
+        weak cells are tried (a strong match already fits its box), so the cost stays small.
+        """
+        s = self.settings
+        index = self.icon_index()
+        weak = [j for j in jobs if j.candidates and j.ranked and j.ranked[0][1] < s.refine_below]
+        if index is None or not weak or not s.refine_scales:
+            return []
+        variants: list[tuple[CellJob, tuple[int, int, int, int]]] = []
+        for job in weak:
+            x, y, w, h = job.bbox
+            for scale in s.refine_scales:
+                nh = int(round(h * scale))
+                for top in {y, y + (h - nh) // 2, y + h - nh}:  # grown / shrunk at the bottom, both ends, the top
+                    variants.append((job, (x, top, w, nh)))
+        crops = [crop_to_icon(rgb, box) for _, box in variants]
+        ranked = index.match_with_rivals(crops, [job.candidates for job, _ in variants], k=1)
+        best: dict[int, tuple[float, tuple[int, int, int, int]]] = {}
+        for (job, box), (hits, _rival) in zip(variants, ranked):
+            if hits and hits[0][1] > best.get(id(job), (job.ranked[0][1] + s.refine_min_gain, None))[0]:
+                best[id(job)] = (hits[0][1], box)
+        changed = []
+        for job in weak:
+            if id(job) in best:
+                job.bbox = best[id(job)][1]
+                job.crop = crop_to_icon(rgb, job.bbox)
+                job.votes, job.ranked = [], []
+                changed.append(job)
+        return changed
 
     def _relabel_row(self, work: "_RowWork") -> list[CellJob]:
         """Name (or rename) a row by its icons; returns its jobs, reset, to identify again.
