@@ -735,3 +735,22 @@ def test_glowing_first_row_and_a_sliver_between_rows(catalog, ocr_engine) -> Non
     cells = [s for s in truth["slots"] if not s.get("occluded")]
     ok = sum(any(n == s["slot"] and _iou(b, s["bbox"]) >= 0.5 for n, b in named) for s in cells)
     assert ok >= len(cells) - 1, (ok, len(cells))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("screen_type,seed", [("SPECIALIZATIONS", 2061), ("SPECIALIZATIONS", 1021),
+                                              ("TRAITS", 2035), ("BOFFS", 1028)])
+def test_weak_evidence_does_not_decide_the_screen(screen_type, seed, catalog, ocr_engine) -> None:
+    """A lone tree node fused with its connector (boff-shaped) set the screen's scale and the trees
+    were dropped as off-scale (UNKNOWN); a lone locked trait cell under a trait grid, taken for a
+    seat, made a TRAITS screen mixed; three boff seats stacked right-aligned made an 'equipment'
+    panel. A lone seat without boff text is no panel, seats do not anchor the scale alone, and three
+    rows make an equipment panel only at equipment row spacing."""
+    import random
+
+    from warpd.screen_type import classify
+    from warpd.synth.screens import random_options, render_screen
+
+    img, _truth = render_screen(screen_type, seed, catalog, random_options(random.Random(seed)))
+    rgb = np.asarray(img)
+    assert classify(rgb, find_layout(rgb, ocr_engine))[0].value == screen_type

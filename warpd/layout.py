@@ -110,6 +110,8 @@ LABEL_MIN_SHARE = 0.6
 # an equipment panel needs four stacked rows (LABEL_MIN_SHARE of them labelled), or this many with
 # every one labelled: a tooltip can hide the rest
 EQUIPMENT_MIN_ROWS_LABELLED = 3
+# ... stacked at most this many cell heights apart (measured 1.16-1.24; boff seats ~1.45)
+EQUIPMENT_MAX_STEP_H = 1.35
 # a column lit over this share of the row's height is a frame line (even a broken one), not a label:
 # two label lines with a gap cover at most about half of it
 LABEL_FRAME_COV = 0.6
@@ -1161,8 +1163,10 @@ def group_panels(segs: list[_Seg], hsv: np.ndarray,
         tree_like = bool(sgaps) and float(np.median(sgaps)) > SPEC_MIN_GAP_W * s.w  # spec nodes stand apart
         n_labels = len(stack) if mask is None else sum(_label_left(mask, t, min(lefts), hsv) for t in stack)
         # four rows, most labelled; or (a tooltip hiding the rest) three, every one labelled
+        # (rows next to each other: boff seats stand further apart than equipment rows)
+        tight = all(b.y0 - a.y0 <= EQUIPMENT_MAX_STEP_H * a.h for a, b in zip(stack, stack[1:]))
         enough = (len(stack) >= 4 and n_labels >= LABEL_MIN_SHARE * len(stack)) or \
-            (len(stack) >= EQUIPMENT_MIN_ROWS_LABELLED and n_labels == len(stack))
+            (len(stack) >= EQUIPMENT_MIN_ROWS_LABELLED and n_labels == len(stack) and tight)
         if enough and (max(lefts) - min(lefts)) > 0.5 * s.w and len(set(counts)) >= 2 and not tree_like:
             for t in stack:
                 used.add(id(t))
@@ -1345,7 +1349,8 @@ def _prune_panels(drafts: list[tuple[str, list[_Seg], list[str | None]]]) -> lis
     """Panel-level consistency: one UI scale per screenshot, so a trait or tree grid whose cells are
     far from the equipment / boff cell height is not a panel; a one-row 'trait' grid of boff-shaped
     cells next to a boff panel is a seat whose marker was not seen."""
-    anchors = [s.h for k, st, _e in drafts if k in ("equipment", "boffs") for s in st]
+    # (a lone 'seat' is weak evidence of the scale: a tree node fused with its connector looks like one)
+    anchors = [s.h for k, st, _e in drafts if k == "equipment" or (k == "boffs" and len(st) >= 2) for s in st]
     ref = float(np.median(anchors)) if anchors else None
     eq_h = [s.h for k, st, _e in drafts if k == "equipment" for s in st]
     eq_ref = float(np.median(eq_h)) if eq_h else None
@@ -2226,7 +2231,9 @@ def _gate_by_text(panels: list[Panel], drafts: list, mask: np.ndarray, rgb: np.n
             # are a boff panel even when its header is unreadable (a hotbar is one strip)
             levels = len({round(sg.y0 / max(1.0, sg.h)) for sg in stack})
             seated = sum(1 for r in p.rows if r.slot) >= SEATS_WITHOUT_TEXT and levels >= 2
-            if not _is_boff_text(text) and not named_traits and not equipment and not seated:
+            # (a lone seat beside named panels is too little: a locked trait cell under a trait
+            # grid, a coloured neighbour for its marker, looks like one)
+            if not _is_boff_text(text) and (len(p.rows) < 2 or not (named_traits or equipment or seated)):
                 continue
         out.append(p)
     return out
