@@ -472,6 +472,11 @@ def test_a_seat_on_an_equipment_panels_edge_is_its_row() -> None:
     out = {k: st for k, st, _e in _prune_panels(drafts)}
     assert [s.x0 for s in out["boffs"]] == [900]
     assert len(out["equipment"]) == 6 and out["equipment"][4] is stray
+    # the row just below the panel's last row, its label taken for a marker, is the panel's too
+    below = _seg(500 - 44 * 4, 100 + 6 * 60, 4)
+    drafts = [("boffs", [seat, below], ["Science", "Science"]), ("equipment", list(eq_rows), [None] * 5)]
+    out = {k: st for k, st, _e in _prune_panels(drafts)}
+    assert [s.x0 for s in out["boffs"]] == [900] and out["equipment"][-1] is below
 
 
 

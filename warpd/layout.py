@@ -1337,8 +1337,9 @@ def _reclaim_edge_seats(drafts: list[tuple[str, list[_Seg], list[str | None]]]) 
         right = float(_med([r.x1 for r in host[1]]))
         top, bottom = min(r.y0 for r in host[1]), max(r.y0 + r.h for r in host[1])
         w = float(_med([r.w for r in host[1]]))
+        # (within its rows' span, or the row just below its last: its last row's label taken for a marker)
         mine = [i for i, sg in enumerate(boffs[1]) if abs(sg.x1 - right) <= ALIGN_TOL_W * w
-                and top - 0.5 * sg.h <= sg.y0 <= bottom]
+                and top - 0.5 * sg.h <= sg.y0 <= bottom + 0.5 * sg.h]
         if mine:
             _merge_into_rows(host, [boffs[1][i] for i in mine])
             boffs[1][:] = [sg for i, sg in enumerate(boffs[1]) if i not in mine]
