@@ -759,3 +759,19 @@ def test_weak_evidence_does_not_decide_the_screen(screen_type, seed, catalog, oc
     img, _truth = render_screen(screen_type, seed, catalog, random_options(random.Random(seed)))
     rgb = np.asarray(img)
     assert classify(rgb, find_layout(rgb, ocr_engine))[0].value == screen_type
+
+
+def test_two_reputation_sections_are_reputation_and_active() -> None:
+    """A cursor over "Active" leaves "Space Reputation" for both reputation sections: the lower one
+    is the active section when no section carries that name; otherwise the names stand."""
+    from warpd.layout import Cell, Panel, Row, _one_section_each
+
+    def panel(name: str, y: int) -> Panel:
+        return Panel("traits", "space", [Row(name, 0.9, [Cell((100 + 44 * i, y, 40, 40)) for i in range(5)])])
+
+    upper, lower = panel("Space Reputation", 300), panel("Space Reputation", 400)
+    _one_section_each([lower, upper])
+    assert upper.rows[0].slot == "Space Reputation" and lower.rows[0].slot == "Active Space Rep"
+    a, b, c = panel("Space Reputation", 300), panel("Space Reputation", 400), panel("Active Space Rep", 500)
+    _one_section_each([a, b, c])
+    assert [p.rows[0].slot for p in (a, b, c)] == ["Space Reputation", "Space Reputation", "Active Space Rep"]

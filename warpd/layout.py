@@ -1875,6 +1875,7 @@ def find_layout(rgb: np.ndarray, ocr: Any | None = None, *, cfg: Any = None) -> 
     panels, drafts = _join_seat_columns(panels, drafts, hsv, mask, rgb, f, ocr)
     panels = _gate_by_text(panels, drafts, mask, rgb, f, ocr, texts)
     _one_trait_environment(panels)
+    _one_section_each(panels)
     timings["names_ms"] = (time.perf_counter() - t2) * 1e3
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     scale = float(np.median(pitches)) / rgb.shape[0] if pitches else 0.0
@@ -1957,6 +1958,24 @@ def _one_trait_environment(panels: list[Panel]) -> None:
         for r in p.rows:
             r.slot = trait_slot_in(r.slot, env)
         p.environment = env
+
+
+# a trait section's header that contains another's whole name ("Active Space Reputation"): read
+# with its first word hidden (a cursor, a tooltip's edge) it names the section above it
+SECTION_SUPERSETS = {"Space Reputation": "Active Space Rep", "Ground Reputation": "Active Ground Rep"}
+
+
+def _one_section_each(panels: list[Panel]) -> None:
+    """A screen shows each trait section once: of two sections named "Space Reputation", the lower
+    one is "Active Space Rep" when no section carries that name (the active section stands below)."""
+    named = [p for p in panels if p.kind == "traits" and p.rows and p.rows[0].slot]
+    have = {p.rows[0].slot for p in named}
+    for name, other in SECTION_SUPERSETS.items():
+        same = sorted((p for p in named if p.rows[0].slot == name), key=lambda p: p.bbox[1])
+        if len(same) == 2 and other not in have:
+            for row in same[1].rows:
+                if row.slot == name:
+                    row.slot = other
 
 
 def _panel_cell_size(stack: list[_Seg]) -> tuple[float, float]:
