@@ -18,7 +18,13 @@ from either kind of previous model).
 
 Training speed: :func:`fast_depthwise` switches the depthwise convs to :class:`FastDepthwiseConv2d` for
 the training loop only (same forward, a faster weight gradient on tiny maps, +16% steps/s on one
-core) and back afterwards, so the trained model, its state dict and its ONNX graph are torchvision's.
+core; under bfloat16 autocast it also routes the stride-2 backward through float32, where oneDNN's
+bfloat16 kernel is 10-100x slower), :func:`fast_squeeze_excite` does the same for the
+squeeze-excitation blocks (one backward pass instead of autograd's slow broadcast accumulation) and
+:func:`inplace_activations` turns off torchvision's in-place SiLU (which makes autograd clone every
+activation), and ``CosineLinear.fused_backward`` gives the cosine head a hand-written backward
+(:class:`_CosineLogits`). All are switched back afterwards, so the trained model, its state dict and
+its ONNX graph are torchvision's (float32: autocast never changes the parameters' dtype).
 
 Screen classifier: MobileNetV3-Small on the 224 letterbox of ``warpd.screen_type.screen_tensor``.
 
@@ -36,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models import efficientnet_b0, mobilenet_v3_small
+from torchvision.ops.misc import SqueezeExcitation
 
 CLASSIFIER_PREFIX = "classifier."
 
@@ -56,9 +63,51 @@ class CosineLinear(nn.Linear):
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(scale))))
         nn.init.zeros_(self.bias)
 
+    fused_backward = False  # training only (see :class:`_CosineLogits`); set per instance by the trainer
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused_backward and torch.is_grad_enabled():
+            return _CosineLogits.apply(x, self.weight, self.bias, self.logit_scale)
         w = F.normalize(self.weight, dim=1)
         return F.linear(F.normalize(x, dim=1), w) * self.logit_scale.exp() + self.bias
+
+
+class _CosineLogits(torch.autograd.Function):
+    """:meth:`CosineLinear.forward` (float32) with a hand-written backward.
+
+    With 3,000 classes the head's weight is 3,000 x 1,280, and autograd's backward of
+    ``F.normalize(weight)`` walks it about eight times (division, its square, the broadcast norm, the
+    accumulation). Here: ``d_w = (d_wn - wn * <d_wn, wn>) / |w|``, one row-dot and two in-place passes.
+    Same formula, same eps as ``F.normalize`` (1e-12).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, log_scale):
+        rx = x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        rw = w.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        xn, wn = x / rx, w / rw
+        cos = xn @ wn.t()
+        scale = log_scale.exp()
+        ctx.save_for_backward(xn, wn, rx, rw, cos, scale)
+        return torch.addcmul(b, cos, scale)
+
+    @staticmethod
+    def backward(ctx, g):
+        xn, wn, rx, rw, cos, scale = ctx.saved_tensors
+        gc = g * scale
+        gx = gw = gb = gs = None
+        if ctx.needs_input_grad[0]:
+            gxn = gc @ wn
+            gx = gxn.addcmul_(xn, (gxn * xn).sum(1, keepdim=True), value=-1.0).div_(rx)
+        if ctx.needs_input_grad[1]:
+            gwn = gc.t() @ xn
+            dot = torch.bmm(gwn.unsqueeze(1), wn.unsqueeze(2)).view(-1, 1)  # row dots without a temporary
+            gw = gwn.addcmul_(wn, dot, value=-1.0).div_(rw)
+        if ctx.needs_input_grad[2]:
+            gb = g.sum(0)
+        if ctx.needs_input_grad[3]:
+            gs = (g * cos).sum() * scale
+        return gx, gw, gb, gs
 
 
 # ----------------------------------------------------------------------------- faster depthwise backward
@@ -86,28 +135,27 @@ def depthwise_weight_grad(x: torch.Tensor, g: torch.Tensor, k: int, s: int, p: i
     """d loss / d weight of a depthwise ``k x k`` conv (stride ``s``, padding ``p``), shape ``(C, 1, k, k)``.
 
     oneDNN's own kernel for this is slow exactly where EfficientNet-B0 at 64x48 spends its late
-    layers: 5x5 kernels on 8x6 .. 2x2 maps, and 3x3 on 2x2 (10-24 ms a layer for a 128 batch on one
-    core, 20-40x the forward). Here, on maps of <= 12 pixels: the per-channel products of every
-    (output, input) position pair summed over the batch (2x2 maps: one broadcast multiply; up to 12
-    pixels: one bmm, C x (ho*wo) x (h*w)), folded onto the kernel taps by a 0/1 matrix; 5x5 stride 1
-    on maps up to 64 pixels: one grouped conv of the padded input with the output gradient as kernel.
-    Everything else: oneDNN. The same sums in another order (float32 agreement ~1e-6 relative).
-    One core, 128 crops: 1152ch 2x2 5x5 18 -> 1.2 ms; 672ch 4x3 5x5 19 -> 6 ms; 240ch 8x6 13 -> 7 ms.
+    layers: 5x5 kernels on 16x12 .. 2x2 maps, and 3x3 on 2x2 (10-24 ms a layer for a 128 batch on one
+    core in float32, 20-40x the forward; in bfloat16 37-84 ms). Here, on maps of <= 4 pixels: the
+    per-channel products of every (output, input) position pair summed over the batch (one broadcast
+    multiply); 5x5 on maps up to 192 pixels (16x12): one bmm, C x (ho*wo) x (h*w), of those products;
+    either folded onto the kernel taps by a 0/1 matrix. Everything else: oneDNN. The same sums in
+    another order (float32 agreement ~1e-6 relative). One core, 128 crops, float32 / bfloat16 ms:
+    1152ch 2x2 5x5 19 / 73 -> 1.3 / 1.1; 672ch 4x3 5x5 14 / 79 -> 2.8 / 1.9; 240ch 8x6 5x5 12 / 44 ->
+    6.8 / 3.6; 144ch 16x12 5x5 stride 2 11 / 49 -> 15 / 8.5 (bmm only in bfloat16 there).
     """
     n, c, h, w = x.shape
     ho, wo = g.shape[2:]
-    taps = _tap_matrix(h, w, ho, wo, k, s, p).to(x.dtype) if h * w <= 12 else None
-    if taps is not None and h * w <= 4:  # (o, i, c) products summed over the batch: a 1-3 MB temporary
+    if h * w <= 4:  # (o, i, c) products summed over the batch: a 1-3 MB temporary
+        taps = _tap_matrix(h, w, ho, wo, k, s, p).to(x.dtype)
         m = (g.permute(0, 2, 3, 1).reshape(n, ho * wo, 1, c) * x.permute(0, 2, 3, 1).reshape(n, 1, h * w, c)).sum(0)
         return (taps.t() @ m.reshape(-1, c)).t().reshape(c, 1, k, k)
-    if taps is not None and k > 3:  # one bmm of per-channel outer products (operands made contiguous)
+    if k > 3 and (h * w <= 64 or (h * w <= 192 and x.dtype != torch.float32)):
+        # one bmm of per-channel outer products (operands made contiguous), folded onto the taps
+        taps = _tap_matrix(h, w, ho, wo, k, s, p).to(x.dtype)
         m = torch.bmm(g.permute(1, 2, 3, 0).reshape(c, ho * wo, n).contiguous(),
                       x.permute(1, 0, 2, 3).reshape(c, n, h * w).contiguous())
         return (m.reshape(c, -1) @ taps).view(c, 1, k, k)
-    if k > 3 and s == 1 and h * w <= 64:
-        xp = F.pad(x, (p, p, p, p)).contiguous()
-        o = F.conv2d(xp.view(1, n * c, h + 2 * p, w + 2 * p), g.contiguous().view(n * c, 1, ho, wo), groups=n * c)
-        return o.view(n, c, k, k).sum(0).unsqueeze(1)
     wt = torch.empty(c, 1, k, k, dtype=x.dtype)
     return _aten_conv_backward(g, x, wt, None, [s, s], [p, p], [1, 1], False, [0, 0], c, [False, True, False])[1]
 
@@ -124,14 +172,24 @@ class _DepthwiseConv(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         s, p = ctx.conf
         c, k = weight.shape[0], weight.shape[-1]
-        g = g.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
-            memory_format=torch.channels_last) else g.contiguous()
+        dt = g.dtype  # the forward's compute dtype: bfloat16 under autocast, whatever x and weight are
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        g = g.contiguous(memory_format=fmt)
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            gx = _aten_conv_backward(g, x, weight, None, [s, s], [p, p], [1, 1], False, [0, 0], c,
-                                     [True, False, False])[0]
+            if dt != torch.float32 and s > 1:
+                # oneDNN's bfloat16 depthwise backward-data with stride 2 is 10-100x slower than its float32
+                # one (96ch 32x24 -> 16x12: 188 vs 25 ms on one core): go through float32. Backward-data
+                # reads only the input's shape, so x is not converted (an uninitialised stand-in).
+                stand_in = torch.empty_strided(x.shape, x.stride(), dtype=torch.float32)
+                gx = _aten_conv_backward(g.float(), stand_in, weight.float(), None, [s, s], [p, p], [1, 1], False,
+                                         [0, 0], c, [True, False, False])[0]
+            else:
+                gx = _aten_conv_backward(g, x.to(dt), weight.to(dt), None, [s, s], [p, p], [1, 1], False, [0, 0], c,
+                                         [True, False, False])[0]
+            gx = gx.to(x.dtype)
         if ctx.needs_input_grad[1]:
-            gw = depthwise_weight_grad(x, g, k, s, p)
+            gw = depthwise_weight_grad(x.to(dt), g, k, s, p).to(weight.dtype)
         return gx, gw, None, None
 
 
@@ -162,6 +220,72 @@ def fast_depthwise(model: nn.Module, enable: bool = True) -> int:
     for m in model.modules():
         if _is_square_depthwise(m):
             m.__class__ = FastDepthwiseConv2d if enable else nn.Conv2d
+            n += 1
+    return n
+
+
+class _SqueezeExcite(torch.autograd.Function):
+    """``x * sigmoid(fc2(silu(fc1(mean_hw(x)))))`` with one backward pass over ``x``.
+
+    Autograd's own graph sends ``x`` two gradients, the gate's (dense) and the pooled mean's (a
+    broadcast), and sums them with an ``add_`` that on channels-last bfloat16 maps ran at ~2 ns an
+    element (23 ms for 128x144x16x12 on one core, ~70 ms a step over the 16 blocks). Here the small
+    MLP's backward runs inside this backward (re-run from the saved pooled input, a few KB), and the
+    input gradient is one ``addcmul``. Autocast: the backward runs in the forward's autocast state.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, x, w1, b1, w2, b2):
+        p = x.mean((2, 3), keepdim=True)
+        scale = torch.sigmoid(F.conv2d(F.silu(F.conv2d(p, w1, b1)), w2, b2))
+        ctx.save_for_backward(x, p, scale, w1, b1, w2, b2)
+        return x * scale
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
+    def backward(ctx, g):
+        x, p, scale, w1, b1, w2, b2 = ctx.saved_tensors
+        d_scale = (g * x).sum((2, 3), keepdim=True)
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_(True) for t in (p, w1, b1, w2, b2)]
+            s = torch.sigmoid(F.conv2d(F.silu(F.conv2d(leaves[0], leaves[1], leaves[2])), leaves[3], leaves[4]))
+            dp, dw1, db1, dw2, db2 = torch.autograd.grad(s, leaves, d_scale.to(s.dtype))
+        gx = torch.addcmul((dp / (x.shape[2] * x.shape[3])).to(g.dtype), g, scale.to(g.dtype))
+        return gx.to(x.dtype), dw1, db1, dw2, db2
+
+
+class FastSqueezeExcitation(SqueezeExcitation):
+    """torchvision's EfficientNet squeeze-excitation (SiLU, sigmoid) with :class:`_SqueezeExcite`'s backward.
+
+    Switched on and off by :func:`fast_squeeze_excite` like :class:`FastDepthwiseConv2d`: same
+    parameters and keys; without grad it is torchvision's module.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return _SqueezeExcite.apply(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
+        return super().forward(x)
+
+
+def fast_squeeze_excite(model: nn.Module, enable: bool = True) -> int:
+    """Switch the EfficientNet squeeze-excitation blocks of ``model`` to (or back from) the fast one."""
+    n = 0
+    for m in model.modules():
+        if type(m) in (SqueezeExcitation, FastSqueezeExcitation) and isinstance(m.activation, nn.SiLU) \
+                and isinstance(m.scale_activation, nn.Sigmoid):
+            m.__class__ = FastSqueezeExcitation if enable else SqueezeExcitation
+            n += 1
+    return n
+
+
+def inplace_activations(model: nn.Module, enable: bool) -> int:
+    """Set ``inplace`` of every SiLU: torchvision's in-place SiLU makes autograd clone each activation
+    (silu backward needs the input it overwrote), a full copy of the biggest maps every step."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.SiLU):
+            m.inplace = enable
             n += 1
     return n
 

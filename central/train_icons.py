@@ -54,7 +54,8 @@ from torch import nn
 from central.crops import (AugmentConfig, CommunityCrop, IconBank, group_split, near_duplicate_groups,
                            rarity_overlays, recut_community, synth_batch)
 from warpd.preprocess import normalise_batch
-from central.models import fast_depthwise, fit_temperature, icon_model, load_backbone, screen_model, softmax_np
+from central.models import (CosineLinear, fast_depthwise, fast_squeeze_excite, fit_temperature, icon_model,
+                            inplace_activations, load_backbone, screen_model, softmax_np)
 
 try:  # the bar is a nicety: never let its absence stop a cron run
     from tqdm.auto import tqdm
@@ -107,6 +108,43 @@ class TrainConfig:
     * ``fast_depthwise=True``: depthwise weight gradients on the 8x6..2x2 maps by batched products
       instead of oneDNN's slow path (:func:`central.models.depthwise_weight_grad`): one thread,
       batch 128, 3,000 classes, 0.85 -> 0.73 s a step (+16%), gradients equal to 1e-6.
+    * ``bf16=True``, ``fused_adamw=True``, ``fast_se=True``, ``fast_head=True``, ``inplace_silu=False``
+      (training speed; the trained weights, state dict and ONNX stay float32 torchvision). Train-step
+      micro-benchmark: 3,000 classes, batch 128, one fixed batch, no producer, variants interleaved,
+      median of 3 rounds of 4 steps, **one** thread (two threads on this shared 2-core machine swung
+      0.4-12 s a step): float32 before 771 ms -> bf16 + fused AdamW + no in-place SiLU 603 -> + fast
+      SE 562 (1.37x); another session: before 846 -> all but the head 568 -> all 538 ms (1.57x).
+      Pieces: ``bf16``: the backbone's forward/backward under ``torch.autocast("cpu", bfloat16)`` (the
+      CPU has avx512_bf16; oneDNN's bf16 convs, BN and SiLU are ~2x faster); head, margin, both losses,
+      prototypes and AdamW stay float32. Plain autocast was *slower* (2 threads: 540 -> 717 ms) because
+      oneDNN's bf16 depthwise backward with stride 2 takes 95-245 ms a layer (float32: 1.5-15 ms), so
+      :class:`central.models.FastDepthwiseConv2d` sends those through float32 (then 558 -> 466 ms, 2
+      threads); one thread: 760-797 -> 604-622 ms. ``fused_adamw``: 604 -> 552 ms in one run, no
+      difference in another (the per-tensor AdamW loop is ~20 ms a step). ``inplace_silu=False``:
+      torchvision's in-place SiLU makes autograd clone every activation; float32 797 -> 707 ms,
+      bf16 592 -> 585. ``fast_se``: autograd summed the squeeze-excitation's two input gradients
+      with a broadcast ``add_`` at ~2 ns an element in bf16 (~70 ms a step); 603 -> 562 ms.
+      ``fast_head``: the 3,000 x 1,280 cosine head's backward by hand (float32, gradients equal to
+      5e-8): head forward+backward alone 200-287 -> 131-139 ms, the step 568 -> 538 ms. Accuracy,
+      1,000 classes, 300 steps (fixed), one thread: float32 96.4% val, held-out synthetic / screen
+      96.4 / 97.2%; bf16 + fused AdamW + fast SE + no in-place SiLU 96.4%, 96.0 / 98.9% (177 screen
+      crops), ECE 0.031 both (``fast_head`` came later; its gradients equal autograd's). The real loop
+      (producer included), ``bench/central.py --classes 1000 --budget-s 180 --threads 1``, HEAD code
+      vs all switches on, two pairs run back to back (the second in reverse order): 179.8 / 172.8 ->
+      252.3 / 243.8 samples/s (186 / 176 -> 267 / 256 steps), held-out synthetic / screen 91.5 / 93.8%
+      and 90.4 / 93.2% -> 94.9 / 98.3% and 94.2 / 97.7% (the HEAD runs saw load ~2.8-3.0, the new
+      ones ~1.6: other work on the machine). With ``--threads 2`` under that load the numbers are
+      noise: two OpenMP threads next to the producer and a foreign job gave 192-196 samples/s but a
+      step-time average that swung to ~2 s, so the budget stopped training at 56-59 s, and the final
+      prototype pass took 111 s (17-21 s on one thread). Step micro-benchmark, two threads, best of 3
+      rounds (medians were 0.5-13 s): 440 -> 310 ms without the producer, 504 -> 422 ms with it
+      feeding the batches, i.e. at two threads the producer's ~70 ms of CPU a batch eats much of the
+      gain; the quiet-machine 2-thread figure is still to be measured.
+      Not kept: ``torch.compile`` of the backbone (inductor, gcc 12): 272 s to compile on the busy
+      machine (half the budget), then 3.9 s a step (vs 0.6 eager). The crop producer costs ~70 ms of
+      CPU per 128-crop batch (~10% of two cores at the new step time); its rarity compositing is now
+      done in place (9 -> 5 ms a batch, identical crops); the rest is OpenCV resize/JPEG/blur and
+      per-crop Python.
     * ``lr=2e-3`` (4e-3: 81% vs 84%), ``label_smoothing=0.1`` (0: 78% vs 84%), ``batch_size=128``
       (256/512 give no more crops/s on CPU: measured 103-120/s vs 113/s per thread).
     * ``eval_every_s=150``: each evaluation of a 3,000-class val set (BN re-estimation + 3,000
@@ -154,6 +192,11 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     channels_last: bool = True
     fast_depthwise: bool = True  # depthwise weight gradients without oneDNN's slow small-map path
+    bf16: bool = True  # backbone forward/backward under CPU bfloat16 autocast (head, losses, AdamW in float32)
+    fused_adamw: bool = True  # torch's fused (one kernel) AdamW step instead of the per-tensor loop
+    fast_se: bool = True  # squeeze-excitation blocks with a one-pass backward (central.models._SqueezeExcite)
+    fast_head: bool = True  # cosine head: hand-written float32 backward (central.models._CosineLogits)
+    inplace_silu: bool = False  # torchvision's in-place SiLU (autograd then clones every activation)
     prefetch: int = 6  # batches the producer thread may run ahead
     eval_batch: int = 512
     bn_recal_batches: int = 6  # "precise BN" before each evaluation; 0 keeps the running averages
@@ -569,15 +612,24 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
         imprint_head(model, bank, cfg, np.random.default_rng([cfg.seed, 17]))
     if cfg.fast_depthwise:
         fast_depthwise(model)  # switched back below: the returned model is plain torchvision
+    if cfg.fast_se:
+        fast_squeeze_excite(model)  # (likewise)
+    inplace_activations(model, cfg.inplace_silu)  # (restored to torchvision's in-place below)
+    head = model.classifier[1]
+    if cfg.fast_head and isinstance(head, CosineLinear):
+        head.fused_backward = True  # (the instance attribute is deleted below)
     model.train()
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr, fused=cfg.fused_adamw or None)
     by_steps = cfg.schedule == "steps" or (cfg.schedule == "auto" and cfg.max_steps > 0)
     protos = (RunningPrototypes(n_classes, model.classifier[1].in_features, cfg.proto_mix)
               if cfg.head == "cosine" and cfg.proto_mix > 0 and cfg.imprint_at else None)
     pending = sorted(p for p in cfg.imprint_at if p < 1.0)
     final_views = cfg.imprint_views if protos is not None and len(bank) and any(p >= 1.0 for p in cfg.imprint_at) \
         else 0
-    est_imprint = n_classes * final_views / cfg.batch_size / 2.5  # x step time: forward-only passes
+    # forward-only passes (float32, with synthesis) cost 1/2.5 of a float32 training step a batch, and
+    # 1/2.1 of a bfloat16 one (1,000 classes, one thread: 0.33 s a 128-crop batch vs 0.69 s a step): 2.0
+    fwd_ratio = 2.0 if cfg.bf16 else 2.5
+    est_imprint = n_classes * final_views / cfg.batch_size / fwd_ratio  # x step time
     imprint_seconds = 0.0
     producer = BatchProducer(bank, comm_train, cfg, seed=cfg.seed)
 
@@ -621,7 +673,7 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
             now = time.monotonic()
             # what must still fit: this step and the final evaluation (estimated from the step time
             # until one has been measured; a forward pass costs about a third of a training step)
-            est_eval = eval_time or (step_time or 0.0) * (len(y_val) + len(comm_val)) / cfg.batch_size / 2.5
+            est_eval = eval_time or (step_time or 0.0) * (len(y_val) + len(comm_val)) / cfg.batch_size / fwd_ratio
             tail = 1.3 * (est_eval + est_imprint * (step_time or 0.0))  # the final eval (and imprint)
             need = (step_time or 0.0) + tail + 0.05
             if now + need > deadline:
@@ -641,7 +693,9 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
                 if protos is not None:
                     protos.imprint(model, opt)
             t0 = time.monotonic()
-            feats = torch.flatten(model.avgpool(model.features(x)), 1)  # = EfficientNet.forward, features kept
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):  # the backbone only
+                feats = torch.flatten(model.avgpool(model.features(x)), 1)  # = EfficientNet.forward, features kept
+            feats = feats.float()  # head, margin, losses and prototypes in float32
             logits = model.classifier(feats)
             if cfg.margin > 0 and cfg.head == "cosine":  # CosFace: s * (cos - m) for the true class
                 logits = logits - F.one_hot(y, n_classes).to(logits.dtype) * (
@@ -685,6 +739,9 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
     finally:
         producer.close()
         fast_depthwise(model, enable=False)
+        fast_squeeze_excite(model, enable=False)
+        inplace_activations(model, True)
+        vars(head).pop("fused_backward", None)
         if bar is not None:
             bar.close()
     if best["state"] is not None:
