@@ -270,14 +270,16 @@ def test_pieces_of_a_split_row_get_one_index_sequence() -> None:
 def test_a_short_box_is_recut_where_the_icon_fits(catalog: Catalog, tmp_path: Path) -> None:
     """Trait cells of an example screen cut 15% short at the bottom (what a round icon's box found
     without its frame looks like): matched again at nearby heights, each cell's box grows back
-    towards the true one, its best score rises and the truth is ranked first. Cells that match well
-    as they are (above refine_below) are left alone."""
+    towards the true one, its best score rises and the truth is ranked first. Cells that would be
+    accepted as they are, and cells of slots outside refine_slots, are left alone."""
     from warpd.load import load_image
     from warpd.preprocess import crop_to_icon
-    from warpd.recognize import CellJob
+    from warpd.recognize import CellJob, fuse
     from warpd.models import ModelSet
 
-    eng = Engine(catalog, icons_dir=EXAMPLES / "icons", ocr=None, cache_dir=tmp_path)
+    # (a strict auto band: every short cell is one the user would be asked about)
+    eng = Engine(catalog, icons_dir=EXAMPLES / "icons", ocr=None, cache_dir=tmp_path,
+                 settings=Settings(auto_accept=0.99))
     image = EXAMPLES / "traits_000009.png"
     rgb = load_image(image, 50_000_000).rgb
     truth = json.loads(image.with_suffix(".json").read_text(encoding="utf-8"))
@@ -291,7 +293,10 @@ def test_a_short_box_is_recut_where_the_icon_fits(catalog: Catalog, tmp_path: Pa
                             eng._candidates(c["slot"], env, False)))
     eng._identify(jobs, ModelSet())
     before = [(j.bbox, j.ranked[0][1]) for j in jobs]
-    weak = [j for j in jobs if j.ranked[0][1] < eng.settings.refine_below]
+    weak = [j for j in jobs if fuse(j.votes)[1] < eng.settings.auto_accept]
+    assert all(j.slot in eng.settings.refine_slots for j in jobs)
+    assert not Engine(catalog, icons_dir=EXAMPLES / "icons", ocr=None, cache_dir=tmp_path,
+                      settings=Settings(auto_accept=0.99, refine_slots=()))._refine_boxes(rgb, jobs)
     changed = eng._refine_boxes(rgb, jobs)
     assert weak, "the short boxes should match weakly"
     assert changed and all(j in weak for j in changed)
