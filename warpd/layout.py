@@ -1930,11 +1930,7 @@ def _join_seat_columns(panels: list[Panel], drafts: list, hsv: np.ndarray, mask:
                 continue
             for seg, row in zip(other, q.rows):
                 _as_seat(seg, row, 0)
-                title = _seat_title(ocr, rgb, mask, seg, f) if ocr is not None else ""
-                prof = seat_profession(title)
-                row.slot = f"Boff {prof}" if prof else None
-                row.name_confidence = 0.95 if prof else 0.0
-                row.label_text = title
+                _name_seat_by_title(row, _seat_title(ocr, rgb, mask, seg, f) if ocr is not None else "")
             p.rows += q.rows
             stack += other
             if isinstance(extra, list):
@@ -2194,11 +2190,17 @@ def _seats_by_title(panel: Panel, stack: list[_Seg], mask: np.ndarray, rgb: np.n
     if not any(profs):
         return
     panel.kind, panel.environment = "boffs", None
-    for seg, row, prof, title in zip(stack, panel.rows, profs, titles):
+    for seg, row, title in zip(stack, panel.rows, titles):
         _as_seat(seg, row, SEAT_MAX_CELLS)
-        row.slot = f"Boff {prof}" if prof else None
-        row.name_confidence = 0.95 if prof else 0.0
-        row.label_text = title
+        _name_seat_by_title(row, title)
+
+
+def _name_seat_by_title(row: Row, title: str) -> None:
+    """A seat named by its title line, or left unnamed (its abilities' icons name it later)."""
+    prof = seat_profession(title)
+    row.slot = f"Boff {prof}" if prof else None
+    row.name_confidence = 0.95 if prof else 0.0
+    row.label_text = title
 
 
 def _is_boff_text(text: str) -> bool:

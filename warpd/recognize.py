@@ -321,8 +321,7 @@ class Engine:
         if jobs:
             self._identify(jobs, models)
             redo = [job for work in rows for job in self._relabel_row(work)]
-            redo_ids = {id(j) for j in redo}
-            redo += [j for j in self._refine_boxes(rgb, jobs) if id(j) not in redo_ids]
+            redo += self._refine_boxes(rgb, jobs)  # (relabelled jobs were reset: unranked, not refined)
             if redo:
                 self._identify(redo, models)
             for work in rows:
@@ -366,15 +365,15 @@ class Engine:
                     variants.append((job, (x, top, w, nh)))
         crops = [crop_to_icon(rgb, box) for _, box in variants]
         ranked = index.match_with_rivals(crops, [job.candidates for job, _ in variants], k=1)
-        best: dict[int, tuple[float, tuple[int, int, int, int]]] = {}
-        for (job, box), (hits, _rival) in zip(variants, ranked):
-            if hits and hits[0][1] > best.get(id(job), (job.ranked[0][1] + s.refine_min_gain, None))[0]:
-                best[id(job)] = (hits[0][1], box)
+        best: dict[int, tuple[float, int]] = {}  # job -> (score, variant index)
+        for i, ((job, _box), (hits, _rival)) in enumerate(zip(variants, ranked)):
+            if hits and hits[0][1] > best.get(id(job), (job.ranked[0][1] + s.refine_min_gain, -1))[0]:
+                best[id(job)] = (hits[0][1], i)
         changed = []
         for job in weak:
             if id(job) in best:
-                job.bbox = best[id(job)][1]
-                job.crop = crop_to_icon(rgb, job.bbox)
+                i = best[id(job)][1]
+                job.bbox, job.crop = variants[i][1], crops[i]
                 job.votes, job.ranked = [], []
                 changed.append(job)
         return changed
