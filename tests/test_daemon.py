@@ -157,6 +157,65 @@ def test_kill_9_in_a_burst_loses_nothing_and_reads_nothing_twice(tmp_path: Path)
         store.close()
 
 
+def _die_once(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make one Daemon step fail once, as a process killed at that very point would stop there."""
+    real = getattr(Daemon, name)
+    calls = []
+
+    def dying(self, *args, **kwargs):
+        if not calls:
+            calls.append(1)
+            raise RuntimeError(f"killed in {name}")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Daemon, name, dying)
+
+
+def _run_until_idle(tmp_path: Path, expect_processed: int) -> Daemon:
+    d = Daemon(_cfg(tmp_path), folders=[tmp_path / "shots"], use_tray=False)
+    d.start()
+    if expect_processed:
+        assert wait_for(lambda: d.counters.processed + d.counters.duplicates >= expect_processed, timeout=120)
+        assert wait_for(lambda: d.idle.is_set() and d.queue.empty())
+    d.stop()
+    d.store.close()
+    return d
+
+
+def test_a_process_dying_before_its_result_file_reads_the_screenshot_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "shots").mkdir()
+    shutil.copy(EXAMPLES / "traits_000009.png", tmp_path / "shots" / "t.png")
+    _die_once(monkeypatch, "_write_result_file")
+    first = Daemon(_cfg(tmp_path), folders=[tmp_path / "shots"], use_tray=False)
+    first.start()
+    assert wait_for(lambda: first._last_error and first.idle.is_set(), timeout=120)
+    first.stop()
+    first.store.close()
+    _run_until_idle(tmp_path, 1)  # the restart
+    results = list((tmp_path / "data" / "builds" / "results").glob("t.*.json"))
+    assert len(results) == 1, "a screenshot stored as done must have its result file"
+
+
+def test_a_build_a_dead_process_did_not_rewrite_is_written_on_the_next_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "shots").mkdir()
+    shutil.copy(EXAMPLES / "space_eq_000007.jpg", tmp_path / "shots" / "s.jpg")
+    _die_once(monkeypatch, "write_build")
+    _run_until_idle(tmp_path, 1)
+    out = tmp_path / "data" / "builds"
+    assert not list(out.glob("*.json")), "the first process died before writing the build"
+    _run_until_idle(tmp_path, 0)
+    assert list(out.glob("*.json")), "the restart writes the lagging build"
+    store = Store(__import__("warpd.paths", fromlist=["DataPaths"]).DataPaths(tmp_path / "data"))
+    try:
+        from warpd.store import BUILD_TO_WRITE_KEY
+
+        assert store.get_state(BUILD_TO_WRITE_KEY) is None
+    finally:
+        store.close()
+
+
 def _done(db: Path) -> int:
     import sqlite3
 

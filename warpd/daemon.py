@@ -40,7 +40,7 @@ from warpd.fsutil import write_atomic
 from warpd.load import ImageLoadError, LoadedImage, load_image
 from warpd.paths import DataPaths, data_paths, output_dir
 from warpd.preprocess import canonical_crop, clamp_bbox, crop_to_icon, screen_sample
-from warpd.store import PendingItem, Store, StoreError, open_store, png_bytes
+from warpd.store import BUILD_TO_WRITE_KEY, PendingItem, Store, StoreError, open_store, png_bytes
 from warpd.tray import TrayState, WaitingItem, open_folder
 
 log = logging.getLogger("warpd.daemon")
@@ -179,6 +179,7 @@ class Daemon:
         """Repair what a crash left, resume unfinished work, then start the worker and the watcher."""
         self.store.repair_mirror()
         self.store.sweep_temp_files()
+        self._write_lagging_build()
         for shot in self.store.resume():
             for p in shot.paths:
                 if Path(p).is_file():
@@ -283,9 +284,9 @@ class Daemon:
     def _finish(self, path: Path, sha: str, loaded: LoadedImage, result: dict[str, Any], taken_ns: int) -> None:
         questions = self._questions(sha, path, loaded.rgb, result)
         ship_key = self._ship_key(result)
+        self._write_result_file(path, sha, result)  # before the commit: a kill in between re-reads the file
         self.store.finish(sha, result, ship_key=ship_key, pending=questions, taken_ns=taken_ns)
         self.counters.processed += 1
-        self._write_result_file(path, sha, result)
         if ship_key:
             self.write_build(ship_key)
         if self.exit_when_idle:  # a one-shot run shows its results as `warpd process` does
@@ -341,6 +342,7 @@ class Daemon:
 
         results = list(self.store.build(ship_key).values())
         if not results:
+            self._build_written(ship_key)
             return None
         catalog = self.engine().catalog
         ship_type, _, tier = ship_key.partition("|")
@@ -354,7 +356,22 @@ class Daemon:
             target = self.output / build_file_name(btype, btier)
             write_build(build, target)
             log.info("Build updated: %s", target)
+        self._build_written(ship_key)
         return target
+
+    def _build_written(self, ship_key: str) -> None:
+        if self.store.get_state(BUILD_TO_WRITE_KEY) == ship_key:
+            self.store.set_state(BUILD_TO_WRITE_KEY, None)
+
+    def _write_lagging_build(self) -> None:
+        """A process killed between storing a result and rewriting its build left the file behind."""
+        ship_key = self.store.get_state(BUILD_TO_WRITE_KEY)
+        if not ship_key:
+            return
+        try:
+            self.write_build(str(ship_key))
+        except Exception:  # noqa: BLE001 - a build can be written later; the daemon must start
+            log.exception("Could not rewrite the build of %s after a restart; the next screenshot of it will", ship_key)
 
     def _write_result_file(self, path: Path, sha: str, result: dict[str, Any]) -> None:
         folder = self.output / RESULTS_DIR

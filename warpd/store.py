@@ -92,6 +92,7 @@ _KIND_SLOT = {"ship_type": SHIP_TYPE, "ship_tier": SHIP_TIER}
 STATUS_KEY = "daemon_status"
 LAST_ERROR_KEY = "last_error"
 MODEL_VERSION_KEY = "model_version"
+BUILD_TO_WRITE_KEY = "build_to_write"  # a ship whose build file lags its stored results (cleared once written)
 
 Clock = Callable[[], dt.datetime]
 
@@ -529,6 +530,9 @@ class Store:
                pending: Sequence[PendingItem] = (), taken_ns: int | None = None) -> list[int]:
         """Store a screenshot's result and, in the same transaction, its questions and build entry.
 
+        The build entry also marks the ship's build file as to be written (BUILD_TO_WRITE_KEY):
+        a process killed before it rewrote the file rewrites it on its next start.
+
         Why one transaction: were the questions added after the commit, a crash in between would
         lose them (the screenshot is done and will not be processed again). Re-finishing (a
         reprocess) does not duplicate questions: they are unique per (screenshot, kind, slot, index, bbox).
@@ -547,6 +551,7 @@ class Store:
             ids = [self._insert_pending(con, row, now) for row in rows]
             if ship_key:
                 self._put_build(con, ship_key, screen_type or "UNKNOWN", clean, sha, taken_ns, now)
+                self._set_state(con, BUILD_TO_WRITE_KEY, ship_key, now)
             return ids
 
     def fail(self, sha: str, error: str) -> None:
