@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from central.crops import render_bank, synth_batch  # noqa: E402
 from warpd.preprocess import icon_batch, normalise_batch  # noqa: E402
-from central.export import save_artifacts  # noqa: E402
+from central.export import parity_samples, save_artifacts  # noqa: E402
 from central.models import softmax_np  # noqa: E402
 from central.train_icons import TrainConfig, predict_logits, train_icon_classifier  # noqa: E402
 from warpd.catalog import Catalog  # noqa: E402
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     export_error = None
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            save_artifacts(tmp, result.model, result.names, result.temperature)
+            save_artifacts(tmp, result.model, result.names, result.temperature, samples=parity_samples(bank))
         except ValueError as exc:  # e.g. the ONNX parity check: report it with the numbers, not instead of them
             export_error = str(exc)
     export_s = time.monotonic() - t_export

@@ -404,9 +404,9 @@ def stage_train(run: Run) -> dict[str, Any]:
     with timed(run, "train_icons"):
         trained = run_icon_training(bank, icon_cfg, community, icon_backbone(run))
     with timed(run, "export"):
-        from central.export import save_artifacts
+        from central.export import parity_samples, save_artifacts
 
-        save_artifacts(model_dir, trained.model, trained.names, trained.temperature,
+        save_artifacts(model_dir, trained.model, trained.names, trained.temperature, samples=parity_samples(bank),
                        extra_meta={"ece_val_calibrated": trained.ece_calibrated, "val_acc": trained.val_acc})
     info = {"summary": trained.summary(), "history": trained.history, "screen": screen,
             "library_classes": len(run.library()), "crop_only_classes": crop_only, "reserve_s": round(reserve, 1),
@@ -626,7 +626,7 @@ def export_screen(model: Any, labels: list[str], folder: Path, images: list[np.n
 
     import torch
 
-    from central.export import ONNX_OPSET, PARITY_ATOL, onnx_session
+    from central.export import ONNX_OPSET, PARITY_TOL, onnx_session, parity_error
     from warpd.screen_type import screen_tensor
 
     folder = Path(folder)
@@ -642,8 +642,8 @@ def export_screen(model: Any, labels: list[str], folder: Path, images: list[np.n
     with torch.inference_mode():
         ref = model(torch.from_numpy(x)).numpy()
     sess = onnx_session(onnx_path)
-    diff = float(np.abs(sess.run(None, {sess.get_inputs()[0].name: x})[0] - ref).max())
-    if not diff <= PARITY_ATOL:
+    diff = parity_error(sess.run(None, {sess.get_inputs()[0].name: x})[0], ref)
+    if not diff <= PARITY_TOL:
         onnx_path.unlink()
         raise ValueError(f"screen ONNX differs from torch by {diff:.2e}")
     buf = io.BytesIO()

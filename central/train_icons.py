@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import queue
 import random
 import sys
@@ -54,6 +55,7 @@ from torch import nn
 from central.crops import (AugmentConfig, CommunityCrop, IconBank, group_split, near_duplicate_groups,
                            rarity_overlays, recut_community, synth_batch)
 from warpd.preprocess import normalise_batch
+from central.parallel import Solo
 from central.models import (CosineLinear, fast_depthwise, fast_squeeze_excite, fit_temperature, icon_model,
                             inplace_activations, load_backbone, screen_model, softmax_np)
 
@@ -146,14 +148,25 @@ class TrainConfig:
       CPU per 128-crop batch (~10% of two cores at the new step time); its rarity compositing is now
       done in place (9 -> 5 ms a batch, identical crops); the rest is OpenCV resize/JPEG/blur and
       per-crop Python.
-    * ``lr=2e-3`` (4e-3: 81% vs 84%), ``label_smoothing=0.1`` (0: 78% vs 84%), ``batch_size=128``
-      (256/512 give no more crops/s on CPU: measured 103-120/s vs 113/s per thread).
+    * ``workers=0`` (one single-thread process per core, :mod:`central.parallel`), ``batch_size=256``
+      (128 a process on two cores), ``producer_nice=19``: OpenMP's barriers around EfficientNet's
+      thousands of small kernels leave cores idle, and the producer thread stalls both OpenMP
+      threads; separate processes do not wait for each other until the gradient all-reduce (~21 ms
+      for the 9M float32 gradients over gloo). A niced producer runs when its core would idle.
+      3,000 classes, 60/40-step loops at two cores, no evaluations, rounds interleaved, crops/s:
+      one process batch 128 346-352 (nice 19: 354-361), batch 256 351-374 (nice: 380-390); two
+      processes batch 128 (64 each) 352-355 (nice: 357-362), batch 256 406-414 (nice: 430-433).
+      ``bench/central.py --classes 3000 --budget-s 600 --threads 2``: 317 -> 405 crops/s, held-out
+      synthetic / screen 98.5 / 99.4% -> 98.9 / 99.2% (849 steps of 256 instead of 1,294 of 128;
+      evaluations, during which rank 1 waits, included in the time). Batch 256 in one process was
+      measured at 128 before bf16: no more crops/s (103-120/s vs 113/s a thread).
+    * ``lr=2e-3`` (4e-3: 81% vs 84%, at batch 128; kept for 256), ``label_smoothing=0.1`` (0: 78% vs 84%).
     * ``eval_every_s=150``: each evaluation of a 3,000-class val set (BN re-estimation + 3,000
       crops) costs ~8 s of the 600 s budget; every 150 s instead of 90 s saves ~3 of them.
     """
 
     seed: int = 0
-    batch_size: int = 128
+    batch_size: int = 256  # one optimiser step's crops, over all workers
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_frac: float = 0.03  # of the run's progress (steps or time)
@@ -190,7 +203,7 @@ class TrainConfig:
     hard_weight: float = 2.0
     weight_cap: float = 3.0
     finetune_lr_scale: float = 0.3  # lr multiplier when starting from a previous backbone
-    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    threads: int = 0  # CPU cores to train on (0: all); with workers=1 the torch intra-op threads
     channels_last: bool = True
     fast_depthwise: bool = True  # depthwise weight gradients without oneDNN's slow small-map path
     bf16: bool = True  # backbone forward/backward under CPU bfloat16 autocast (head, losses, AdamW in float32)
@@ -198,7 +211,9 @@ class TrainConfig:
     fast_se: bool = True  # squeeze-excitation blocks with a one-pass backward (central.models._SqueezeExcite)
     fast_head: bool = True  # cosine head: hand-written float32 backward (central.models._CosineLogits)
     inplace_silu: bool = False  # torchvision's in-place SiLU (autograd then clones every activation)
+    workers: int = 0  # data-parallel processes (central.parallel), threads // workers torch threads each; 0: one a core
     prefetch: int = 6  # batches the producer thread may run ahead
+    producer_nice: int = 19  # niceness of the producer thread (Linux): it then takes the cores torch leaves idle
     eval_batch: int = 512
     bn_recal_batches: int = 6  # "precise BN" before each evaluation; 0 keeps the running averages
     progress: bool = True
@@ -361,6 +376,11 @@ class BatchProducer:
         return np.concatenate(parts), np.concatenate(labels).astype(np.int64), np.concatenate(weights)
 
     def _run(self) -> None:
+        if self.cfg.producer_nice:
+            try:  # per-thread niceness is a Linux property of the thread id
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(self.cfg.producer_nice))
+            except (AttributeError, OSError):
+                pass
         try:
             while not self.stop.is_set():
                 u8, y, w = self.make()
@@ -490,17 +510,23 @@ def _view_batches(bank: IconBank, labels: np.ndarray, rng: np.random.Generator, 
 
 @torch.no_grad()
 def class_prototypes(model: nn.Module, bank: IconBank, views: int, cfg: TrainConfig, rng: np.random.Generator,
-                     batch: int = 256, recal: bool = True) -> RunningPrototypes:
+                     batch: int = 256, recal: bool = True, classes: np.ndarray | None = None,
+                     group: Solo | None = None) -> RunningPrototypes:
     """Sums of L2-normalised pooled features (eval mode) of ``views`` fresh synthetic crops of every
-    class, BatchNorm statistics re-estimated first (``recal``) so the features are the final model's."""
+    class (or of ``classes``), BatchNorm statistics re-estimated first (``recal``, on ``group``'s rank 0,
+    then shared) so the features are the final model's."""
     n = len(bank)
+    group = group or Solo()
     protos = RunningPrototypes(n, model.classifier[1].in_features)
     was_training = model.training
     if recal:
-        recalibrate_bn(model, [x for _, x in _view_batches(bank, rng.integers(0, n, cfg.batch_size * max(
-            1, cfg.bn_recal_batches)), rng, cfg, cfg.batch_size)], cfg.channels_last)
+        if group.is_main:
+            recalibrate_bn(model, [x for _, x in _view_batches(bank, rng.integers(0, n, cfg.batch_size * max(
+                1, cfg.bn_recal_batches)), rng, cfg, cfg.batch_size)], cfg.channels_last)
+        group.broadcast_state(model, buffers_only=True)
     model.eval()
-    for y, x in _view_batches(bank, np.repeat(np.arange(n), views), rng, cfg, batch):
+    labels = np.arange(n) if classes is None else np.asarray(classes, np.int64)
+    for y, x in _view_batches(bank, np.repeat(labels, views), rng, cfg, batch):
         protos.add(torch.flatten(model.avgpool(model.features(x)), 1), torch.from_numpy(y))
     model.train(was_training)
     return protos
@@ -573,6 +599,9 @@ def ece(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
 
 
 # ============================================================================= the loop
+STOP_REASONS = ("", "max_steps", "budget", "early_stop")  # the codes rank 0 broadcasts each step
+
+
 def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
                           community: Sequence[CommunityCrop | tuple] | None = None,
                           init_backbone: str | Path | Mapping[str, torch.Tensor] | None = None,
@@ -581,25 +610,68 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
 
     Returns by ``start_time + budget_s - reserve_s`` at the latest (``start_time`` defaults to now;
     pass the job's own start so data loading counts), with the best-validation weights loaded, the
-    temperature fitted on validation logits, and the model in eval mode.
+    temperature fitted on validation logits, and the model in eval mode. With ``workers > 1`` the
+    same loop runs data-parallel in that many processes (:mod:`central.parallel`).
     """
     cfg = cfg or TrainConfig()
     t_start = time.monotonic() if start_time is None else start_time
+    cfg = dataclasses.replace(cfg, workers=resolve_workers(cfg))
+    if cfg.workers <= 1:
+        return _train(Solo(), bank, cfg, community, init_backbone, t_start)
+    from central.parallel import run_workers
+
+    state, meta = run_workers(_train_worker, cfg.workers, bank, cfg, list(community or []), init_backbone, t_start,
+                              timeout_s=max(300.0, cfg.budget_s))
+    model = icon_model(len(bank.names), dropout=cfg.dropout, stochastic_depth=cfg.stochastic_depth, head=cfg.head,
+                       scale=cfg.head_scale)
+    model.load_state_dict(state)
+    return TrainResult(model=model.eval(), names=list(bank.names), **meta)
+
+
+def resolve_workers(cfg: TrainConfig) -> int:
+    """``workers=0``: one process per core used, each given at least 32 crops of a batch (smaller
+    shares spend more on the per-step all-reduce than the extra core gives)."""
+    if cfg.workers > 0:
+        return cfg.workers
+    cores = cfg.threads if cfg.threads > 0 else (os.cpu_count() or 1)
+    return max(1, min(cores, cfg.batch_size // 32))
+
+
+def _train_worker(group: Solo, bank: IconBank, cfg: TrainConfig, community: list, init_backbone: Any,
+                  t_start: float) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """One rank of a data-parallel run; rank 0 returns (state dict, the other TrainResult fields)."""
+    res = _train(group, bank, cfg, community, init_backbone, t_start)
+    if res is None:
+        return None
+    meta = {f.name: getattr(res, f.name) for f in dataclasses.fields(res) if f.name not in ("model", "names")}
+    return res.model.state_dict(), json.loads(json.dumps(meta, default=float))  # numpy scalars -> plain numbers
+
+
+def _train(group: Solo, bank: IconBank, cfg: TrainConfig, community: Sequence[CommunityCrop | tuple] | None,
+           init_backbone: str | Path | Mapping[str, torch.Tensor] | None, t_start: float) -> TrainResult | None:
+    """The training loop of one rank (the only rank when ``group`` is :class:`Solo`); None off rank 0.
+
+    Rank 0 decides (budget, early stopping, the lr schedule's progress) and evaluates; every rank
+    trains on its own share of each batch, gradients averaged, so all hold the same weights.
+    """
+    main, world = group.is_main, group.world
     deadline = t_start + cfg.budget_s - cfg.reserve_s
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    threads = cfg.threads if cfg.threads > 0 else (0 if world == 1 else os.cpu_count() or 1)
+    if threads > 0:
+        torch.set_num_threads(max(1, threads // world))
     cv2.setNumThreads(1)  # the producer is one thread; OpenCV's own pool would fight torch for cores
     seed_everything(cfg.seed)
     names = list(bank.names)
     n_classes = len(names)
     comm_train, comm_val = prepare_community(community or [], names, cfg)
 
-    x_val, y_val = synthetic_val(bank, cfg)
+    x_val, y_val = synthetic_val(bank, cfg) if main else (np.zeros((0, 3, 64, 48), np.float32), np.zeros(0, np.int64))
     xc_val = (normalise_batch(np.stack([recut_community(c, np.random.default_rng(cfg.val_seed + i),
                                                         dataclasses.replace(cfg.augment, community_offset_px=0.0,
                                                                             community_scale_err=0.0))
                                         for i, c in enumerate(comm_val.crops)]))
-              if len(comm_val) else np.zeros((0, 3, 64, 48), np.float32))
+              if len(comm_val) and main else np.zeros((0, 3, 64, 48), np.float32))
+    n_val = len(y_val) + (len(comm_val) if main else 0)
 
     model = icon_model(n_classes, dropout=cfg.dropout, stochastic_depth=cfg.stochastic_depth, head=cfg.head,
                        scale=cfg.head_scale)
@@ -611,6 +683,7 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
         model = model.to(memory_format=torch.channels_last)
     if cfg.head == "cosine" and cfg.imprint_per_class > 0:
         imprint_head(model, bank, cfg, np.random.default_rng([cfg.seed, 17]))
+    group.broadcast_state(model)  # (seeded alike already; this makes it certain)
     if cfg.fast_depthwise:
         fast_depthwise(model)  # switched back below: the returned model is plain torchvision
     if cfg.fast_se:
@@ -628,19 +701,23 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
     final_views = cfg.imprint_views if protos is not None and len(bank) and any(p >= 1.0 for p in cfg.imprint_at) \
         else 0
     # forward-only passes (float32, with synthesis) cost 1/2.5 of a float32 training step a batch, and
-    # 1/2.1 of a bfloat16 one (1,000 classes, one thread: 0.33 s a 128-crop batch vs 0.69 s a step): 2.0
+    # 1/2.1 of a bfloat16 one (1,000 classes, one thread: 0.33 s a 128-crop batch vs 0.69 s a step): 2.0;
+    # the ranks share the final pass
     fwd_ratio = 2.0 if cfg.bf16 else 2.5
-    est_imprint = n_classes * final_views / cfg.batch_size / fwd_ratio  # x step time
+    est_imprint = n_classes * final_views / cfg.batch_size / fwd_ratio / world  # x step time
     imprint_seconds = 0.0
-    producer = BatchProducer(bank, comm_train, cfg, seed=cfg.seed)
+    rank_cfg = dataclasses.replace(cfg, batch_size=max(1, cfg.batch_size // world))  # this rank's share
+    producer = BatchProducer(bank, comm_train, rank_cfg, seed=cfg.seed if main else [cfg.seed, group.rank])
+    params = [p for p in model.parameters() if p.requires_grad]
 
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"acc": -1.0, "loss": float("inf"), "state": None, "step": 0, "logits": None}
     bad_evals, step, samples, stop_reason = 0, 0, 0, "max_steps"
     step_time, eval_time, train_loss = None, 0.0, float("nan")
+    early_stop = False
     t_train0 = time.monotonic()
     last_eval_t, last_eval_step = t_train0, 0
-    bar = tqdm(total=cfg.max_steps or None, disable=not cfg.progress, desc="icons", unit="step",
+    bar = tqdm(total=cfg.max_steps or None, disable=not (cfg.progress and main), desc="icons", unit="step",
                dynamic_ncols=True) if tqdm else None
 
     def do_eval(recal: bool = True) -> bool:
@@ -648,7 +725,8 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
         nonlocal bad_evals, eval_time, last_eval_t, last_eval_step
         t0 = time.monotonic()
         if recal and cfg.bn_recal_batches > 0:
-            recalibrate_bn(model, [producer.get()[0] for _ in range(cfg.bn_recal_batches)], cfg.channels_last)
+            recalibrate_bn(model, [producer.get()[0] for _ in range(cfg.bn_recal_batches * world)],
+                           cfg.channels_last)  # (a rank's batches are 1/world of one)
         acc, loss, logits = evaluate(model, x_val, y_val, cfg)
         if not len(y_val) and len(comm_val):
             acc, loss, _ = evaluate(model, xc_val, comm_val.labels, cfg)
@@ -666,32 +744,38 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
             bad_evals += 1
         return bad_evals >= cfg.patience
 
+    def decide() -> tuple[int, float]:
+        """Rank 0: stop now (a STOP_REASONS code) or go on, and the lr schedule's progress."""
+        if early_stop:
+            return 3, 0.0
+        if cfg.max_steps and step >= cfg.max_steps:
+            return 1, 0.0
+        # what must still fit: this step and the final evaluation (estimated from the step time
+        # until one has been measured; a forward pass costs about a third of a training step)
+        est_eval = eval_time or (step_time or 0.0) * n_val / cfg.batch_size / fwd_ratio
+        tail = 1.3 * (est_eval + est_imprint * (step_time or 0.0))  # the final eval (and imprint)
+        if time.monotonic() + (step_time or 0.0) + tail + 0.05 > deadline:
+            return 2, 0.0
+        # time schedule: the run ends where the final work must begin, so the cosine reaches its floor
+        return 0, (step / cfg.max_steps if by_steps else
+                   (time.monotonic() - t_train0) / max(1e-3, deadline - tail - t_train0))
+
     try:
         while True:
-            if cfg.max_steps and step >= cfg.max_steps:
-                stop_reason = "max_steps"
-                break
-            now = time.monotonic()
-            # what must still fit: this step and the final evaluation (estimated from the step time
-            # until one has been measured; a forward pass costs about a third of a training step)
-            est_eval = eval_time or (step_time or 0.0) * (len(y_val) + len(comm_val)) / cfg.batch_size / fwd_ratio
-            tail = 1.3 * (est_eval + est_imprint * (step_time or 0.0))  # the final eval (and imprint)
-            need = (step_time or 0.0) + tail + 0.05
-            if now + need > deadline:
-                stop_reason = "budget"
+            code, progress = group.control(list(decide()) if main else [0.0, 0.0])
+            if code:
+                stop_reason = STOP_REASONS[int(code)]
                 break
             x, y, w = producer.get()
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            # time schedule: the run ends where the final work must begin, so the cosine reaches its floor
-            progress = step / cfg.max_steps if by_steps else \
-                (time.monotonic() - t_train0) / max(1e-3, deadline - tail - t_train0)
             cur_lr = lr * lr_factor(progress, cfg.warmup_frac, cfg.min_lr_frac)
             for g in opt.param_groups:
                 g["lr"] = cur_lr
             while pending and progress >= pending[0]:  # before the forward pass that autograd keeps
                 pending.pop(0)
                 if protos is not None:
+                    group.sum_(protos.sum), group.sum_(protos.count)
                     protos.imprint(model, opt)
             t0 = time.monotonic()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):  # the backbone only
@@ -709,15 +793,16 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
                 loss = loss + cfg.episode_weight * episode_loss(feats, y, cfg.head_scale, cfg.margin)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            group.average_grads(params)
             if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             dt = time.monotonic() - t0
             step_time = dt if step_time is None else 0.9 * step_time + 0.1 * dt
             lv = float(loss.detach())
             train_loss = lv if step == 0 else 0.9 * train_loss + 0.1 * lv
             step += 1
-            samples += len(y)
+            samples += len(y) * world
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0:
@@ -725,17 +810,20 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
                                     sps=f"{samples / max(1e-6, time.monotonic() - t_train0):.0f}")
             due = (cfg.eval_every_steps and step - last_eval_step >= cfg.eval_every_steps) or \
                   (not cfg.eval_every_steps and time.monotonic() - last_eval_t >= cfg.eval_every_s)
-            if due and do_eval():
-                stop_reason = "early_stop"
-                break
+            if main and due and do_eval():
+                early_stop = True  # (said to the other ranks at the next step's control)
         train_seconds = time.monotonic() - t_train0
         t_imp = time.monotonic()
         fresh = final_views > 0
         if fresh:
-            protos.merge(class_prototypes(model, bank, final_views, cfg, np.random.default_rng([cfg.seed, 29])))
+            ours = np.arange(group.rank, len(bank), world)  # the ranks share the classes
+            found = class_prototypes(model, bank, final_views, cfg, np.random.default_rng(
+                [cfg.seed, 29] if main else [cfg.seed, 29, group.rank]), classes=ours, group=group)
+            group.sum_(found.sum), group.sum_(found.count), group.sum_(protos.sum), group.sum_(protos.count)
+            protos.merge(found)
         final_imprint = protos is not None and any(p >= 1.0 for p in cfg.imprint_at) and protos.imprint(model, opt)
         imprint_seconds = time.monotonic() - t_imp
-        if final_imprint or not history or history[-1]["step"] != step:
+        if main and (final_imprint or not history or history[-1]["step"] != step):
             do_eval(recal=not fresh)  # class_prototypes has just re-estimated BatchNorm
     finally:
         producer.close()
@@ -745,6 +833,8 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
         vars(head).pop("fused_backward", None)
         if bar is not None:
             bar.close()
+    if not main:
+        return None
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
