@@ -963,11 +963,38 @@ def push_regression(args: argparse.Namespace) -> str:
     return pub.commit(hub, args.knowledge, files, args.message, parent=head)
 
 
+def cmd_icons(args: argparse.Namespace) -> int:
+    """Mirror the icon library from a Hub repo into ``--out`` (incremental; see central.library)."""
+    from central.library import fetch_library
+    from warpd.hub import HubError
+
+    hub = open_hub(args.endpoint, timeout_s=args.timeout_s, retries=args.retries)
+    try:
+        report = fetch_library(hub, args.repo, args.out, prefix=args.prefix, repo_type=args.repo_type,
+                               workers=args.workers)
+    except HubError as exc:
+        log.error("Could not read the icon library repo %s: %s. The folder is as it was; run it again later.",
+                  args.repo, exc)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(report.as_json(), indent=1))
+    else:
+        print(f"icon library {args.out} at {args.repo}@{report.revision[:12]}: {report.listed} icons, "
+              f"{report.downloaded} downloaded, {report.unchanged} unchanged, {report.removed} removed, "
+              f"{sum(report.rejected.values())} refused, {len(report.failed)} failed ({report.seconds:.1f} s)")
+    for reason, n in sorted(report.rejected.items()):
+        log.warning("%d file(s) refused: %s", n, reason)
+    for name, why in sorted(report.failed.items())[:10]:
+        log.warning("Not downloaded (kept as it was): %s: %s", name, why)
+    return EXIT_OK if report.listed else EXIT_ERROR
+
+
 # ============================================================================= parser
-def _add_hub_flags(p: argparse.ArgumentParser) -> None:
+def _add_hub_flags(p: argparse.ArgumentParser, repos: bool = True) -> None:
     g = p.add_argument_group("hub")
-    g.add_argument("--staging", default=DEFAULT_STAGING, help="staging dataset repo (what clients upload to)")
-    g.add_argument("--knowledge", default=DEFAULT_KNOWLEDGE, help="knowledge model repo (what clients download)")
+    if repos:
+        g.add_argument("--staging", default=DEFAULT_STAGING, help="staging dataset repo (what clients upload to)")
+        g.add_argument("--knowledge", default=DEFAULT_KNOWLEDGE, help="knowledge model repo (what clients download)")
     g.add_argument("--endpoint", default=os.environ.get("WARPD_CENTRAL_ENDPOINT", DEFAULT_ENDPOINT),
                    help="Hub URL, or dir:PATH for a folder-backed hub; token from $HF_TOKEN or $WARPD_HF_TOKEN")
     g.add_argument("--timeout-s", type=float, default=60.0, help="seconds before one Hub request gives up")
@@ -1061,6 +1088,17 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--message", default="regression set: reviewed additions", help="commit message")
     _add_hub_flags(push)
     r.set_defaults(func=cmd_regression)
+
+    i = sub.add_parser("icons", help="mirror the icon library (<quote_plus(name)>.png) from a Hub repo into a folder",
+                       formatter_class=fmt, description=cmd_icons.__doc__)
+    i.add_argument("--repo", required=True, help="the Hub repo holding the icons")
+    i.add_argument("--repo-type", default="dataset", choices=("dataset", "model"), help="that repo's type")
+    i.add_argument("--prefix", default="", help="folder of the icons inside the repo")
+    i.add_argument("--out", type=Path, required=True, help="the local icon library folder (what --icons reads)")
+    i.add_argument("--workers", type=int, default=8, help="parallel downloads")
+    i.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_hub_flags(i, repos=False)
+    i.set_defaults(func=cmd_icons)
     return parser
 
 
