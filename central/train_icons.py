@@ -56,8 +56,8 @@ from central.crops import (AugmentConfig, CommunityCrop, IconBank, group_split, 
                            rarity_overlays, recut_community, synth_batch)
 from warpd.preprocess import normalise_batch
 from central.parallel import Solo
-from central.models import (CosineLinear, fast_depthwise, fast_squeeze_excite, fit_temperature, icon_model,
-                            inplace_activations, load_backbone, screen_model, softmax_np)
+from central.models import (CLASSIFIER_PREFIX, CosineLinear, fast_depthwise, fast_squeeze_excite, fit_temperature,
+                            icon_model, inplace_activations, load_backbone, screen_model, softmax_np)
 
 try:  # the bar is a nicety: never let its absence stop a cron run
     from tqdm.auto import tqdm
@@ -620,6 +620,10 @@ def train_icon_classifier(bank: IconBank, cfg: TrainConfig | None = None,
         return _train(Solo(), bank, cfg, community, init_backbone, t_start)
     from central.parallel import run_workers
 
+    if init_backbone is not None:  # checked here, where a caller can catch the ValueError and start fresh
+        probe = icon_model(len(bank.names), head=cfg.head)
+        load_backbone(probe, init_backbone)
+        init_backbone = {k: v for k, v in probe.state_dict().items() if not k.startswith(CLASSIFIER_PREFIX)}
     state, meta = run_workers(_train_worker, cfg.workers, bank, cfg, list(community or []), init_backbone, t_start,
                               timeout_s=max(300.0, cfg.budget_s))
     model = icon_model(len(bank.names), dropout=cfg.dropout, stochastic_depth=cfg.stochastic_depth, head=cfg.head,

@@ -73,3 +73,11 @@ def test_two_worker_runs_are_reproducible_and_learn(small_bank: C.IconBank) -> N
     assert acc > 2 / 8, f"two workers learnt nothing: {acc:.2f} on 8 classes"
     solo = train_icon_classifier(small_bank, _cfg(workers=1))
     assert not all(torch.equal(a[k], solo.model.state_dict()[k]) for k in a)  # each rank saw its own crops
+
+
+def test_a_backbone_that_does_not_fit_is_refused_before_any_worker_starts(small_bank: C.IconBank) -> None:
+    """The CLI falls back to a fresh start on this ValueError; from inside a worker it would be a RuntimeError."""
+    from central.models import screen_model
+
+    with pytest.raises(ValueError, match="backbone"):
+        train_icon_classifier(small_bank, _cfg(), init_backbone=screen_model(3).state_dict())
