@@ -178,7 +178,8 @@ def scenario(hub_module: HubServer, names: list[str], tmp_path_factory: pytest.T
     work = tmp / "work"
     rec: dict = {"names": names, "shas": shas, "ship": ship, "work": work, "class_list": class_list, "tmp": tmp}
 
-    rec["dry"] = _main(_args(work, server, class_list, "--dry-run"))
+    # the model every later step publishes and installs is trained data-parallel (two spawned workers)
+    rec["dry"] = _main(_args(work, server, class_list, "--dry-run", "--icon-workers", "2", "--icon-threads", "2"))
     rec["commits_after_dry"] = _commits(server)
     rec["vote"] = json.loads((work / "vote.json").read_text())
     rec["dry_models"] = load_model_set(work / "publish" / "client", strict=True)  # what clients run
@@ -218,6 +219,8 @@ def test_dry_run_trains_verifies_and_commits_nothing(scenario) -> None:
     assert models.icon is not None and sorted(models.icon.labels) == sorted(scenario["names"])
     assert models.screen is not None and models.knowledge is not None and len(models.knowledge)
     assert {"report.md", "per_class.png", "reliability.png", "training.png"} <= scenario["dry_report"]
+    train = json.loads((scenario["work"] / "model" / "train.json").read_text())["summary"]
+    assert train["samples"] == train["steps"] * 32  # both workers' shares counted
     print(f"dry run (collect, vote, train, evaluate, stage, verify) took {took:.1f} s: {summary['timings']}")
 
 
