@@ -81,3 +81,15 @@ def test_a_backbone_that_does_not_fit_is_refused_before_any_worker_starts(small_
 
     with pytest.raises(ValueError, match="backbone"):
         train_icon_classifier(small_bank, _cfg(), init_backbone=screen_model(3).state_dict())
+
+
+@pytest.mark.slow
+def test_two_workers_keep_the_time_budget(small_bank: C.IconBank) -> None:
+    import time
+
+    cfg = _cfg(max_steps=0, budget_s=12.0, reserve_s=2.0, eval_every_steps=0, eval_every_s=3.0)
+    t0 = time.monotonic()
+    res = train_icon_classifier(small_bank, cfg, start_time=t0)
+    took = time.monotonic() - t0
+    assert res.stop_reason in ("budget", "early_stop") and res.steps > 0
+    assert took <= cfg.budget_s - cfg.reserve_s + 0.75, f"{took:.1f} s (process start and exit included)"
