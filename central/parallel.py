@@ -27,6 +27,12 @@ from torch import nn
 RESULT_FILE = "rank0.pt"
 
 
+def share_of(rank: int, world: int, n: int) -> slice:
+    """Rank ``rank``'s contiguous part of ``n`` rows split over ``world`` ranks (the last may be short)."""
+    k = -(-n // world)
+    return slice(min(n, rank * k), min(n, (rank + 1) * k))
+
+
 class Solo:
     """A world of one: every collective is the identity."""
 
@@ -50,6 +56,17 @@ class Solo:
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """In-place sum over ranks (class prototype sums and counts)."""
         return tensor
+
+    def average_buffers(self, module: nn.Module) -> None:
+        """BatchNorm statistics that each rank estimated on its own batches, averaged."""
+
+    def share(self, n: int) -> slice:
+        """This rank's contiguous part of ``n`` rows (evaluation is shared out this way)."""
+        return share_of(self.rank, self.world, n)
+
+    def gather_rows(self, part: torch.Tensor, n: int) -> torch.Tensor:
+        """Every rank's :meth:`share` of an ``n``-row result, in order, on every rank."""
+        return part
 
     def close(self) -> None:
         pass
@@ -92,6 +109,23 @@ class Group(Solo):
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(tensor)
         return tensor
+
+    @torch.no_grad()
+    def average_buffers(self, module: nn.Module) -> None:
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                for t in (m.running_mean, m.running_var):
+                    dist.all_reduce(t)
+                    t.div_(self.world)
+
+    def gather_rows(self, part: torch.Tensor, n: int) -> torch.Tensor:
+        k = -(-n // self.world)
+        padded = torch.zeros((k, *part.shape[1:]), dtype=part.dtype)
+        padded[:len(part)] = part
+        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        dist.all_gather(parts, padded)
+        spans = [share_of(r, self.world, n) for r in range(self.world)]
+        return torch.cat([p[:s.stop - s.start] for p, s in zip(parts, spans)])
 
     def close(self) -> None:
         dist.destroy_process_group()

@@ -559,11 +559,15 @@ def predict_logits(model: nn.Module, x: np.ndarray | torch.Tensor, batch: int = 
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
-def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[float, float, np.ndarray]:
-    """(accuracy, mean NLL, logits) on a fixed set."""
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
+             group: Solo | None = None) -> tuple[float, float, np.ndarray]:
+    """(accuracy, mean NLL, logits) on a fixed set; with a ``group``, each rank runs its share."""
     if len(y) == 0:
         return float("nan"), float("nan"), np.zeros((0, 0), np.float32)
-    logits = predict_logits(model, x, cfg.eval_batch, cfg.channels_last)
+    group = group or Solo()
+    part = predict_logits(model, x[group.share(len(x))], cfg.eval_batch, cfg.channels_last)
+    part = part.reshape(len(part), model.classifier[-1].out_features)  # (an empty share comes back 0x0)
+    logits = group.gather_rows(torch.from_numpy(part), len(x)).numpy()
     acc = float((logits.argmax(1) == y).mean())
     loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
     return acc, loss, logits
@@ -670,13 +674,12 @@ def _train(group: Solo, bank: IconBank, cfg: TrainConfig, community: Sequence[Co
     n_classes = len(names)
     comm_train, comm_val = prepare_community(community or [], names, cfg)
 
-    x_val, y_val = synthetic_val(bank, cfg) if main else (np.zeros((0, 3, 64, 48), np.float32), np.zeros(0, np.int64))
+    x_val, y_val = synthetic_val(bank, cfg)  # (on every rank: they share the evaluations)
     xc_val = (normalise_batch(np.stack([recut_community(c, np.random.default_rng(cfg.val_seed + i),
                                                         dataclasses.replace(cfg.augment, community_offset_px=0.0,
                                                                             community_scale_err=0.0))
                                         for i, c in enumerate(comm_val.crops)]))
-              if len(comm_val) and main else np.zeros((0, 3, 64, 48), np.float32))
-    n_val = len(y_val) + (len(comm_val) if main else 0)
+              if len(comm_val) else np.zeros((0, 3, 64, 48), np.float32))
 
     model = icon_model(n_classes, dropout=cfg.dropout, stochastic_depth=cfg.stochastic_depth, head=cfg.head,
                        scale=cfg.head_scale)
@@ -729,13 +732,15 @@ def _train(group: Solo, bank: IconBank, cfg: TrainConfig, community: Sequence[Co
         """Evaluate, keep the best weights (and their val logits); True when early stopping says stop."""
         nonlocal bad_evals, eval_time, last_eval_t, last_eval_step
         t0 = time.monotonic()
-        if recal and cfg.bn_recal_batches > 0:
-            recalibrate_bn(model, [producer.get()[0] for _ in range(cfg.bn_recal_batches * world)],
-                           cfg.channels_last)  # (a rank's batches are 1/world of one)
-        acc, loss, logits = evaluate(model, x_val, y_val, cfg)
+        if recal and cfg.bn_recal_batches > 0:  # each rank on its own batches, then averaged
+            recalibrate_bn(model, [producer.get()[0] for _ in range(cfg.bn_recal_batches)], cfg.channels_last)
+            group.average_buffers(model)
+        acc, loss, logits = evaluate(model, x_val, y_val, cfg, group)
         if not len(y_val) and len(comm_val):
-            acc, loss, _ = evaluate(model, xc_val, comm_val.labels, cfg)
+            acc, loss, _ = evaluate(model, xc_val, comm_val.labels, cfg, group)
         eval_time = time.monotonic() - t0
+        if not main:
+            return False
         last_eval_t, last_eval_step = time.monotonic(), step
         history.append({"step": step, "samples": samples, "t": round(time.monotonic() - t_train0, 2),
                         "train_loss": float(train_loss), "val_acc": acc, "val_loss": loss})
@@ -757,7 +762,7 @@ def _train(group: Solo, bank: IconBank, cfg: TrainConfig, community: Sequence[Co
             return 1, 0.0
         # what must still fit: this step and the final evaluation (estimated from the step time
         # until one has been measured; a forward pass costs about a third of a training step)
-        est_eval = eval_time or (step_time or 0.0) * n_val / cfg.batch_size / fwd_ratio
+        est_eval = eval_time or (step_time or 0.0) * (len(y_val) + len(comm_val)) / cfg.batch_size / fwd_ratio / world
         tail = 1.3 * (est_eval + est_imprint * (step_time or 0.0))  # the final eval (and imprint)
         if time.monotonic() + (step_time or 0.0) + tail + 0.05 > deadline:
             return 2, 0.0
@@ -815,7 +820,8 @@ def _train(group: Solo, bank: IconBank, cfg: TrainConfig, community: Sequence[Co
                                     sps=f"{samples / max(1e-6, time.monotonic() - t_train0):.0f}")
             due = (cfg.eval_every_steps and step - last_eval_step >= cfg.eval_every_steps) or \
                   (not cfg.eval_every_steps and time.monotonic() - last_eval_t >= cfg.eval_every_s)
-            if main and due and do_eval():
+            (due,) = group.control([float(bool(due))] if main else [0.0])  # rank 0's clock decides
+            if due and do_eval():  # (every rank evaluates its share; rank 0 keeps the score)
                 early_stop = True  # (said to the other ranks at the next step's control)
         train_seconds = time.monotonic() - t_train0
         t_imp = time.monotonic()
@@ -828,7 +834,9 @@ def _train(group: Solo, bank: IconBank, cfg: TrainConfig, community: Sequence[Co
             protos.merge(found)
         final_imprint = protos is not None and any(p >= 1.0 for p in cfg.imprint_at) and protos.imprint(model, opt)
         imprint_seconds = time.monotonic() - t_imp
-        if main and (final_imprint or not history or history[-1]["step"] != step):
+        (last,) = group.control([float(final_imprint or not history or history[-1]["step"] != step)]
+                                if main else [0.0])
+        if last:
             do_eval(recal=not fresh)  # class_prototypes has just re-estimated BatchNorm
     finally:
         producer.close()
