@@ -158,7 +158,8 @@ class TrainConfig:
       processes batch 128 (64 each) 352-355 (nice: 357-362), batch 256 406-414 (nice: 430-433).
       ``bench/central.py --classes 3000 --budget-s 600 --threads 2``: 317 -> 405 crops/s, held-out
       synthetic / screen 98.5 / 99.4% -> 98.9 / 99.2% (849 steps of 256 instead of 1,294 of 128;
-      evaluations, during which rank 1 waits, included in the time). Batch 256 in one process was
+      evaluations included in the time; then rank 1 still waited through them: 386 on a rerun; with
+      evaluations shared, 381: within the +-5% run-to-run spread). Batch 256 in one process was
       measured at 128 before bf16: no more crops/s (103-120/s vs 113/s a thread).
     * ``lr=2e-3`` (4e-3: 81% vs 84%, at batch 128; kept for 256), ``label_smoothing=0.1`` (0: 78% vs 84%).
     * ``eval_every_s=150``: each evaluation of a 3,000-class val set (BN re-estimation + 3,000
@@ -660,8 +661,9 @@ def _train(group: Solo, bank: IconBank, cfg: TrainConfig, community: Sequence[Co
            init_backbone: str | Path | Mapping[str, torch.Tensor] | None, t_start: float) -> TrainResult | None:
     """The training loop of one rank (the only rank when ``group`` is :class:`Solo`); None off rank 0.
 
-    Rank 0 decides (budget, early stopping, the lr schedule's progress) and evaluates; every rank
-    trains on its own share of each batch, gradients averaged, so all hold the same weights.
+    Rank 0 decides (budget, early stopping, the lr schedule's progress) and keeps the scores; every
+    rank trains on its own share of each batch, gradients averaged, so all hold the same weights, and
+    evaluates its share of the validation set.
     """
     main, world = group.is_main, group.world
     deadline = t_start + cfg.budget_s - cfg.reserve_s - (WORKERS_EXIT_S if world > 1 else 0.0)
