@@ -14,6 +14,8 @@ directly (no process group, no spawn), a larger world through :func:`run_workers
 
 from __future__ import annotations
 
+import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -77,6 +79,8 @@ class Group(Solo):
 
     def __init__(self, rank: int, world: int, rendezvous: Path, timeout_s: float):
         self.rank, self.world = rank, world
+        if "GLOO_SOCKET_IFNAME" not in os.environ and _has_loopback():
+            os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # all ranks share this machine; a hostname may not resolve
         dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world,
                                 timeout=timedelta(seconds=timeout_s))
 
@@ -129,6 +133,13 @@ class Group(Solo):
 
     def close(self) -> None:
         dist.destroy_process_group()
+
+
+def _has_loopback() -> bool:
+    try:
+        return any(name == "lo" for _, name in socket.if_nameindex())
+    except OSError:
+        return False
 
 
 def _entry(rank: int, fn: Callable[..., Any], world: int, folder: str, timeout_s: float, args: tuple) -> None:
