@@ -75,7 +75,8 @@ class Solo:
 
 
 class Group(Solo):
-    """A gloo process group over a file rendezvous (nothing listens on a port)."""
+    """A gloo process group: the ranks meet through a file (no fixed port to pick or clash on), then
+    gloo connects them over loopback TCP on ephemeral ports."""
 
     def __init__(self, rank: int, world: int, rendezvous: Path, timeout_s: float):
         self.rank, self.world = rank, world
