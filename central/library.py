@@ -82,14 +82,17 @@ def fetch_library(hub: Hub, repo: str, out_dir: str | Path, *, prefix: str = "",
         else:
             wanted[name] = f
     report.listed = len(wanted)
-    def same(seen: dict[str, str], name: str) -> bool:
-        return bool(wanted[name].blob_id) and seen.get(name) == wanted[name].blob_id
-
-    todo = {n: f for n, f in wanted.items() if not (same(known, n) and (out / n).is_file()) and not same(refused, n)}
-    report.unchanged = sum(1 for n in wanted if n not in todo and not same(refused, n))
-    if len(wanted) - len(todo) - report.unchanged:  # the same bytes again: not downloaded again
-        report.rejected["refused before, unchanged"] += len(wanted) - len(todo) - report.unchanged
-    refused = {n: b for n, b in refused.items() if n in wanted and same(refused, n)}
+    todo: dict[str, RemoteFile] = {}
+    still_refused: dict[str, str] = {}
+    for name, f in wanted.items():
+        if f.blob_id and refused.get(name) == f.blob_id:  # the same bytes again: not downloaded again
+            report.rejected["refused before, unchanged"] += 1
+            still_refused[name] = f.blob_id
+        elif f.blob_id and known.get(name) == f.blob_id and (out / name).is_file():
+            report.unchanged += 1
+        else:
+            todo[name] = f
+    refused = still_refused
     opts = CollectOptions(attempts=attempts, repo_type=repo_type)
     fetched = CollectReport()  # the fetcher's counts; its ``missing`` says why a file could not be had
     fetcher = _Fetcher(hub, repo, report.revision, opts, fetched, sleep)

@@ -52,7 +52,7 @@ class Solo:
     def average_grads(self, params: Iterable[nn.Parameter]) -> None:
         """Gradients averaged over ranks, so every rank takes the same optimiser step."""
 
-    def broadcast_state(self, module: nn.Module, buffers_only: bool = False) -> None:
+    def broadcast_state(self, module: nn.Module) -> None:
         """Rank 0's parameters and buffers (BatchNorm statistics) everywhere."""
 
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -106,9 +106,8 @@ class Group(Solo):
             offset += n
 
     @torch.no_grad()
-    def broadcast_state(self, module: nn.Module, buffers_only: bool = False) -> None:
-        tensors = list(module.buffers()) if buffers_only else list(module.state_dict().values())
-        for t in tensors:
+    def broadcast_state(self, module: nn.Module) -> None:
+        for t in module.state_dict().values():
             dist.broadcast(t, 0)
 
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -514,17 +514,16 @@ def class_prototypes(model: nn.Module, bank: IconBank, views: int, cfg: TrainCon
                      batch: int = 256, recal: bool = True, classes: np.ndarray | None = None,
                      group: Solo | None = None) -> RunningPrototypes:
     """Sums of L2-normalised pooled features (eval mode) of ``views`` fresh synthetic crops of every
-    class (or of ``classes``), BatchNorm statistics re-estimated first (``recal``, on ``group``'s rank 0,
-    then shared) so the features are the final model's."""
+    class (or of ``classes``), BatchNorm statistics re-estimated first (``recal``; each of ``group``'s
+    ranks on its own crops, then averaged) so the features are the final model's."""
     n = len(bank)
     group = group or Solo()
     protos = RunningPrototypes(n, model.classifier[1].in_features)
     was_training = model.training
     if recal:
-        if group.is_main:
-            recalibrate_bn(model, [x for _, x in _view_batches(bank, rng.integers(0, n, cfg.batch_size * max(
-                1, cfg.bn_recal_batches)), rng, cfg, cfg.batch_size)], cfg.channels_last)
-        group.broadcast_state(model, buffers_only=True)
+        recalibrate_bn(model, [x for _, x in _view_batches(bank, rng.integers(0, n, cfg.batch_size * max(
+            1, cfg.bn_recal_batches)), rng, cfg, cfg.batch_size)], cfg.channels_last)
+        group.average_buffers(model)
     model.eval()
     labels = np.arange(n) if classes is None else np.asarray(classes, np.int64)
     for y, x in _view_batches(bank, np.repeat(labels, views), rng, cfg, batch):
@@ -829,11 +828,10 @@ def _train(group: Solo, bank: IconBank, cfg: TrainConfig, community: Sequence[Co
         t_imp = time.monotonic()
         fresh = final_views > 0
         if fresh:
-            ours = np.arange(group.rank, len(bank), world)  # the ranks share the classes
-            found = class_prototypes(model, bank, final_views, cfg, np.random.default_rng(
-                [cfg.seed, 29] if main else [cfg.seed, 29, group.rank]), classes=ours, group=group)
-            group.sum_(found.sum), group.sum_(found.count), group.sum_(protos.sum), group.sum_(protos.count)
-            protos.merge(found)
+            ours = np.arange(len(bank))[group.share(len(bank))]  # the ranks share the classes
+            protos.merge(class_prototypes(model, bank, final_views, cfg, np.random.default_rng(
+                [cfg.seed, 29] if main else [cfg.seed, 29, group.rank]), classes=ours, group=group))
+            group.sum_(protos.sum), group.sum_(protos.count)
         final_imprint = protos is not None and any(p >= 1.0 for p in cfg.imprint_at) and protos.imprint(model, opt)
         imprint_seconds = time.monotonic() - t_imp
         (last,) = group.control([float(final_imprint or not history or history[-1]["step"] != step)]
